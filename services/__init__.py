@@ -1,0 +1,1 @@
+"""SIAPNET services; each runs with `python -m services.<name>`."""

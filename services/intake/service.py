@@ -1,0 +1,330 @@
+"""Intake's logic: office keys, and receiving a signed recommendation.
+
+`receive` checks, in order: the compact form, the signature with the office's registered key,
+the claims (`typ`, `iss`, `aud`, `iat`, key retirement), the recommendation itself, and only then
+stores it — the exact bytes, its receipt and its outbox message in one transaction.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from services.intake.models import Document, DocumentStatus, OfficeKey, RegistrationCounter
+from shared import documents, outbox, regions
+from shared.db import utcnow
+from shared.problems import (
+    Conflict,
+    DocumentIdReused,
+    Forbidden,
+    InvalidFields,
+    InvalidSignature,
+    MalformedRequest,
+    NotFound,
+    OutOfJurisdiction,
+)
+from shared.signing import KeyPair, SignatureError, parse_public_jwk, read_header, thumbprint, verify
+
+WIB = timezone(timedelta(hours=7))  # registration years follow the calendar in Jakarta
+ENVELOPES_PATH = "/exchange/v1/envelopes"
+
+
+# --- office keys -----------------------------------------------------------------------------
+
+
+def register_key(session: Session, *, office_id: str, jwk: dict, by: str) -> tuple[OfficeKey, bool]:
+    """Register an office's public key. Registering the same key again changes nothing."""
+    if regions.office(office_id) is None:
+        raise NotFound(f"there is no office {office_id!r}")
+    try:
+        public = parse_public_jwk(jwk)
+    except ValueError as exc:
+        raise InvalidFields(
+            "the JWK is not a usable ES256 public key",
+            errors=[{"field": "jwk", "message": str(exc), "type": "jwk"}],
+        ) from None
+    kid = thumbprint(public)
+    existing = session.get(OfficeKey, kid)
+    if existing is not None:
+        if existing.office_id != office_id:
+            raise Conflict("this key is registered to another office; each office needs its own")
+        return existing, False
+    key = OfficeKey(
+        kid=kid,
+        office_id=office_id,
+        jwk=json.dumps(public, sort_keys=True),
+        registered_at=utcnow(),
+        registered_by=by,
+    )
+    session.add(key)
+    session.commit()
+    return key, True
+
+
+def office_keys(session: Session, *, office_id: str) -> list[OfficeKey]:
+    return list(
+        session.exec(
+            select(OfficeKey)
+            .where(OfficeKey.office_id == office_id)
+            .order_by(col(OfficeKey.registered_at))
+        ).all()
+    )
+
+
+def retire_key(session: Session, *, office_id: str, kid: str, by: str) -> OfficeKey:
+    """Retire a key: it keeps verifying what it signed before now, and nothing newer."""
+    key = session.get(OfficeKey, kid)
+    if key is None or key.office_id != office_id:
+        raise NotFound(f"office {office_id} has no key {kid}")
+    if key.retired_at is None:
+        key.retired_at = utcnow()
+        key.retired_by = by
+        session.add(key)
+        session.commit()
+    return key
+
+
+# --- receiving documents ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    document: Document
+    created: bool
+
+
+def receive(
+    session: Session,
+    *,
+    compact: str,
+    signing_key: KeyPair,
+    clock_leeway: timedelta,
+    submitted_by: str | None = None,
+) -> Received:
+    """Verify, validate and store one office document; idempotent on its id.
+
+    `submitted_by` is the office of the authenticated caller, when there is one: it must be the
+    office that signed the document."""
+    registered: dict[str, OfficeKey] = {}
+
+    def key_for(kid: str) -> dict | None:
+        key = session.get(OfficeKey, kid)
+        if key is None:
+            return None
+        registered[kid] = key
+        return json.loads(key.jwk)
+
+    try:
+        read_header(compact)
+        verified = verify(compact, typ=documents.RECOMMENDATION_TYP, key_for=key_for)
+    except SignatureError as exc:
+        problem = MalformedRequest if exc.malformed else InvalidSignature
+        raise problem(exc.reason) from None
+    key = registered[verified.kid]
+    payload = verified.payload
+    _check_claims(payload, key, clock_leeway)
+    if submitted_by is not None and submitted_by != key.office_id:
+        raise Forbidden(f"a caller from {submitted_by} cannot submit a document of {key.office_id}")
+    try:
+        parsed = documents.check_recommendation(payload)
+    except documents.DocumentRejected as exc:
+        raise InvalidFields("The recommendation has invalid fields.", errors=exc.errors) from None
+    except documents.NotInJurisdiction as exc:
+        raise OutOfJurisdiction(str(exc)) from None
+
+    digest = hashlib.sha256(compact.encode()).hexdigest()
+    document_id = str(parsed.jti)
+    if (repeated := _repeated(session, document_id, digest)) is not None:
+        return repeated
+    try:
+        document = _store(session, compact, digest, parsed, key, signing_key)
+    except IntegrityError:
+        # A concurrent submission of the same id won the race; answer as for a repeat.
+        session.rollback()
+        if (repeated := _repeated(session, document_id, digest)) is not None:
+            return repeated
+        raise
+    return Received(document=document, created=True)
+
+
+def _check_claims(payload: dict, key: OfficeKey, clock_leeway: timedelta) -> None:
+    if payload.get("iss") != key.office_id:
+        raise InvalidSignature("the document's iss is not the office its key is registered to")
+    if payload.get("aud") != documents.INTAKE_AUDIENCE:
+        raise InvalidSignature(f"the document's aud must be {documents.INTAKE_AUDIENCE!r}")
+    issued, expires = payload.get("iat"), payload.get("exp")
+    if type(issued) is not int:
+        raise InvalidSignature("the document's iat must be a whole number of seconds")
+    now = utcnow()
+    issued_at = datetime.fromtimestamp(issued, tz=now.tzinfo)
+    if issued_at > now + clock_leeway:
+        raise InvalidSignature("the document's iat lies in the future")
+    if expires is not None and (
+        type(expires) is not int or datetime.fromtimestamp(expires, tz=now.tzinfo) + clock_leeway < now
+    ):
+        raise InvalidSignature("the document has expired")
+    if key.retired_at is not None and issued_at >= key.retired_at:
+        raise InvalidSignature("the key was retired before this document was signed")
+
+
+def _repeated(session: Session, document_id: str, digest: str) -> Received | None:
+    existing = session.get(Document, document_id)
+    if existing is None:
+        return None
+    if existing.sha256 != digest:
+        raise DocumentIdReused(
+            f"document {document_id} was received before with different content;"
+            " a corrected document needs a new id and `supersedes`"
+        )
+    return Received(document=existing, created=False)
+
+
+def _store(
+    session: Session,
+    compact: str,
+    digest: str,
+    parsed: documents.RecommendationPayload,
+    key: OfficeKey,
+    signing_key: KeyPair,
+) -> Document:
+    recommendation = parsed.recommendation
+    if parsed.supersedes is not None:
+        _supersede(session, str(parsed.supersedes), key.office_id)
+    received_at = utcnow()
+    office = regions.office(key.office_id)
+    assert office is not None and office.region is not None  # checked by check_recommendation
+    number = _next_registration_number(session, office, received_at)
+    receipt = signing_key.sign(
+        {
+            "jti": str(uuid.uuid4()),
+            "iss": documents.INTAKE_SERVICE,
+            "aud": key.office_id,
+            "iat": documents.timestamp(received_at),
+            "sub": str(parsed.jti),
+            "document_sha256": digest,
+            "registration_number": number,
+            "received_at": received_at.isoformat(),
+        },
+        documents.RECEIPT_TYP,
+    )
+    document = Document(
+        id=str(parsed.jti),
+        office_id=key.office_id,
+        kid=key.kid,
+        compact=compact,
+        sha256=digest,
+        registration_number=number,
+        received_at=received_at,
+        receipt=receipt,
+        supersedes=None if parsed.supersedes is None else str(parsed.supersedes),
+        region_code=recommendation.region_code,
+        province_code=office.region.province_code,
+        category=recommendation.category,
+        source=recommendation.source,
+        election_kind=recommendation.election.kind,
+        election_year=recommendation.election.year,
+        occurred_on=recommendation.occurred_on,
+    )
+    session.add(document)
+    destination = documents.province_service(office.region.province_code)
+    envelope = signing_key.sign(
+        {
+            "jti": str(uuid.uuid4()),
+            "iss": documents.INTAKE_SERVICE,
+            "aud": destination,
+            "iat": documents.timestamp(received_at),
+            "document": compact,
+            "signer_jwk": json.loads(key.jwk),
+            "registration": {"number": number, "received_at": received_at.isoformat()},
+            "attestation": {"by": documents.INTAKE_SERVICE, "action": "received", "note": None},
+        },
+        documents.ENVELOPE_TYP,
+    )
+    outbox.enqueue(
+        session,
+        document_id=document.id,
+        destination=destination,
+        path=ENVELOPES_PATH,
+        body=envelope,
+    )
+    session.commit()
+    return document
+
+
+def _supersede(session: Session, superseded_id: str, office_id: str) -> None:
+    earlier = session.get(Document, superseded_id)
+    if earlier is None or earlier.office_id != office_id:
+        raise InvalidFields(
+            "supersedes names no recommendation of this office",
+            errors=[{"field": "supersedes", "message": "unknown recommendation", "type": "unknown"}],
+        )
+    if earlier.status != DocumentStatus.returned:
+        raise Conflict(
+            f"recommendation {superseded_id} is {earlier.status}; only a returned one can be"
+            " superseded"
+        )
+    earlier.status = DocumentStatus.superseded
+    session.add(earlier)
+
+
+def _next_registration_number(session: Session, office: regions.Office, at: datetime) -> str:
+    """Take the next number for the office and year inside the caller's transaction: the
+    counter row stays locked until commit, and a rollback gives the number back."""
+    year = at.astimezone(WIB).year
+    table = RegistrationCounter.__table__
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(office_id=office.id, year=year, last=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.office_id, table.c.year], set_={"last": table.c.last + 1}
+        )
+        .returning(table.c.last)
+    )
+    sequence = session.execute(statement).scalar_one()
+    return f"{office.registration_prefix}-{year}-{sequence:06d}"
+
+
+def record_status(session: Session, *, document_id: str, status: str) -> Document:
+    """Note the status the province reported (a `returned` document may then be superseded)."""
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"no document {document_id}")
+    document.status = status
+    session.add(document)
+    session.commit()
+    return document
+
+
+def visible_document(session: Session, *, document_id: str, can_see_office) -> Document:
+    """The document, if the caller may see it; otherwise 404, so nothing is learned."""
+    document = session.get(Document, document_id) if _is_uuid(document_id) else None
+    if document is None or not can_see_office(document.office_id):
+        raise NotFound(f"no document {document_id}")
+    return document
+
+
+def delivery_of(session: Session, document_id: str) -> tuple[outbox.OutboxMessage | None, list]:
+    message = session.exec(
+        select(outbox.OutboxMessage).where(outbox.OutboxMessage.document_id == document_id)
+    ).first()
+    return message, ([] if message is None else outbox.attempts_of(session, message.id))
+
+
+def document_count(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(Document)).one()
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""The contract between SIAPNET services: documents, signing, codes, regions, errors, outbox."""

@@ -1,0 +1,254 @@
+"""Transactional outbox: a message is written in the same transaction as the data it announces,
+and a relay running in the service's lifespan delivers it over HTTP until the peer accepts it.
+
+Every attempt is recorded. Failed attempts are retried with capped exponential backoff and jitter;
+after `max_attempts` (or a refusal no retry can cure) the message is marked `failed`. A relay
+claims rows with a lease taken under `FOR UPDATE SKIP LOCKED`, so two relays on PostgreSQL never
+deliver the same row at once; a relay that dies mid-delivery loses its lease and the row is
+retried, and receivers are idempotent on the document id, so a message takes effect once.
+"""
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import httpx
+from sqlalchemy import Column, ForeignKey, Index, String, Text, func
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from shared.db import Database, UTCDateTime, utcnow
+from shared.logs import REQUEST_ID_HEADER
+
+log = logging.getLogger("siapnet.outbox")
+
+JOSE_MEDIA_TYPE = "application/jose"
+# A refusal about the message itself: sending the same bytes again cannot succeed.
+PERMANENT_REFUSALS = frozenset({400, 413, 415, 422})
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    document_id: str = Field(index=True, max_length=36)
+    destination: str = Field(max_length=100)
+    path: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: DeliveryState = Field(default=DeliveryState.pending, sa_type=String(16))
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    leased_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class OutboxAttempt(SQLModel, table=True):
+    __tablename__ = "outbox_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("outbox_messages.id"), index=True, nullable=False)
+    )
+    number: int
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    duration_ms: int
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    outcome: DeliveryState = Field(sa_type=String(16))
+
+
+def enqueue(
+    session: Session, *, document_id: str, destination: str, path: str, body: str
+) -> OutboxMessage:
+    """Add a message to the caller's transaction; it is sent only if that transaction commits."""
+    message = OutboxMessage(document_id=document_id, destination=destination, path=path, body=body)
+    session.add(message)
+    return message
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float = 0.5
+    cap_seconds: float = 300.0
+    max_attempts: int = 12
+    lease_seconds: float = 30.0
+    timeout_seconds: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Capped exponential backoff with jitter: half fixed, half random, never above the cap."""
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class OutboxRelay:
+    """Delivers a service's pending outbox messages to the peers they are addressed to."""
+
+    def __init__(
+        self,
+        database: Database,
+        resolve: Callable[[str], str],
+        *,
+        policy: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        poll_seconds: float = 1.0,
+        batch_size: int = 50,
+        name: str | None = None,
+    ) -> None:
+        self.database = database
+        self.resolve = resolve
+        self.policy = policy or RetryPolicy()
+        self.transport = transport
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.name = name or f"relay-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll (call after committing new messages)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(
+            transport=self.transport, timeout=self.policy.timeout_seconds
+        ) as client:
+            while True:
+                try:
+                    delivered = await self.deliver_due(client)
+                except Exception:
+                    log.exception("outbox pass failed", extra={"relay": self.name})
+                    delivered = 0
+                if delivered < self.batch_size:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                    except TimeoutError:
+                        pass
+                    self._wake.clear()
+
+    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+        """One pass: claim what is due, deliver it concurrently, record the outcomes."""
+        claimed = await asyncio.to_thread(self._claim)
+        await asyncio.gather(*(self._deliver(client, message) for message in claimed))
+        return len(claimed)
+
+    def _claim(self) -> list[OutboxMessage]:
+        now = utcnow()
+        with self.database.session() as session:
+            due = session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.state == DeliveryState.pending)
+                .where(OutboxMessage.next_attempt_at <= now)
+                .where(
+                    (col(OutboxMessage.leased_until).is_(None))
+                    | (col(OutboxMessage.leased_until) < now)
+                )
+                .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.created_at))
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for message in due:
+                message.lease_owner = self.name
+                message.leased_until = now + timedelta(seconds=self.policy.lease_seconds)
+                session.add(message)
+            session.commit()
+            return list(due)
+
+    async def _deliver(self, client: httpx.AsyncClient, message: OutboxMessage) -> None:
+        started = utcnow()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            url = self.resolve(message.destination).rstrip("/") + message.path
+            response = await client.post(
+                url,
+                content=message.body.encode(),
+                headers={"content-type": JOSE_MEDIA_TYPE, REQUEST_ID_HEADER: message.document_id},
+            )
+            status_code = response.status_code
+            if not response.is_success:
+                error = f"HTTP {status_code}: {response.text[:300]}"
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        elapsed = utcnow() - started
+        await asyncio.to_thread(self._record, message, started, elapsed, status_code, error)
+
+    def _record(
+        self,
+        claimed: OutboxMessage,
+        started: datetime,
+        elapsed: timedelta,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        with self.database.session() as session:
+            message = session.get(OutboxMessage, claimed.id)
+            if message is None or message.lease_owner != self.name:
+                return  # our lease ran out and another relay took the message over
+            message.attempts += 1
+            if error is None:
+                message.state = DeliveryState.delivered
+                message.delivered_at = utcnow()
+                message.last_error = None
+            elif status_code in PERMANENT_REFUSALS or message.attempts >= self.policy.max_attempts:
+                message.state = DeliveryState.failed
+                message.last_error = error
+            else:
+                message.last_error = error
+                message.next_attempt_at = utcnow() + timedelta(
+                    seconds=self.policy.delay(message.attempts)
+                )
+            message.lease_owner = None
+            message.leased_until = None
+            session.add(message)
+            session.add(
+                OutboxAttempt(
+                    message_id=message.id,
+                    number=message.attempts,
+                    started_at=started,
+                    duration_ms=int(elapsed.total_seconds() * 1000),
+                    status_code=status_code,
+                    error=error,
+                    outcome=message.state,
+                )
+            )
+            session.commit()
+        extra = {"document_id": claimed.document_id, "destination": claimed.destination,
+                 "attempt": message.attempts, "state": str(message.state), "status": status_code}
+        if error is None:
+            log.info("delivered", extra=extra)
+        else:
+            log.warning("delivery failed", extra={**extra, "error": error})
+
+    def depth(self) -> dict[str, int]:
+        """Messages waiting to be delivered and messages given up on, for /metrics and /readyz."""
+        with self.database.session() as session:
+            counts = session.exec(
+                select(OutboxMessage.state, func.count())
+                .where(OutboxMessage.state != DeliveryState.delivered)
+                .group_by(OutboxMessage.state)
+            ).all()
+        found = {str(state): count for state, count in counts}
+        return {"pending": found.get("pending", 0), "failed": found.get("failed", 0)}
+
+
+def attempts_of(session: Session, message_id: str) -> list[OutboxAttempt]:
+    return list(
+        session.exec(
+            select(OutboxAttempt)
+            .where(OutboxAttempt.message_id == message_id)
+            .order_by(col(OutboxAttempt.number))
+        ).all()
+    )

@@ -1,0 +1,40 @@
+"""Settings every service shares, read from environment variables (pydantic-settings).
+
+Each service subclasses `ServiceSettings` with its own prefix (`SIAPNET_INTAKE_`, ...). Outside
+development a setting still holding a well-known placeholder secret stops the service at start.
+"""
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = ("changeme", "change-me", "password", "secret", "postgres:postgres", "example")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIAPNET_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///var/service.db"
+    key_dir: Path = Path("var/keys/service")
+    log_level: str = "INFO"
+    # Public keys of whoever issues access tokens (the gateway): a JWKS file.
+    identity_jwks_file: Path = Path("var/keys/identity.jwks.json")
+    identity_issuer: str = "siapnet-gateway"
+    identity_audience: str = "siapnet"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        if self.environment == "production":
+            lowered = self.database_url.lower()
+            for placeholder in PLACEHOLDER_SECRETS:
+                if f":{placeholder}@" in lowered or lowered.endswith(f":{placeholder}"):
+                    raise ValueError(
+                        "database_url holds a placeholder password; set a real one in production"
+                    )
+        return self

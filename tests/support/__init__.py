@@ -1,0 +1,1 @@
+"""Helpers the tests share: real PostgreSQL, real HTTP servers, real signatures."""
