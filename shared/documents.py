@@ -58,7 +58,7 @@ def _nip(value: str) -> str:
     if value[14] not in "12":
         raise ValueError("a NIP's 15th digit (sex) must be 1 or 2")
     today = today_in_indonesia()
-    if not 1900 <= born.year or born >= today:
+    if not born.year >= 1900 or born >= today:
         raise ValueError("a NIP's birth date must lie in the past")
     if (appointed_year, appointed_month) <= (born.year, born.month):
         raise ValueError("a NIP's appointment month must come after the birth date")
@@ -85,7 +85,10 @@ RegionCode = Annotated[str, StringConstraints(max_length=13), AfterValidator(_re
 PastDate = Annotated[date, AfterValidator(_not_future)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True)]
 MediaType = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+    str,
+    StringConstraints(
+        pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$"
+    ),
 ]
 
 

@@ -105,9 +105,15 @@ def mint_access_token(
         raise ValueError(f"{office!r} is not a Bawaslu office id")
     now = int(time.time())
     claims = {
-        "iss": issuer, "aud": audience, "sub": subject, "jti": token_id,
-        "iat": now, "exp": now + lifetime_seconds,
-        "office": office, "tier": str(found.tier), "roles": roles,
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "jti": token_id,
+        "iat": now,
+        "exp": now + lifetime_seconds,
+        "office": office,
+        "tier": str(found.tier),
+        "roles": roles,
     }
     return key.sign(claims, ACCESS_TOKEN_TYP)
 

@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID_HEADER = "x-request-id"
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-PERSONAL_FIELDS = frozenset({"reporter", "name", "contact", "nip", "subject", "password", "summary"})
+PERSONAL_FIELDS = frozenset(
+    {"reporter", "name", "contact", "nip", "subject", "password", "summary"}
+)
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -85,6 +87,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             self.log.info(
-                "request", extra={"method": scope["method"], "path": scope["path"], "status": status}
+                "request",
+                extra={"method": scope["method"], "path": scope["path"], "status": status},
             )
             request_id.reset(token)

@@ -9,6 +9,7 @@ retried, and receivers are idempotent on the document id, so a message takes eff
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -132,10 +133,8 @@ class OutboxRelay:
                     log.exception("outbox pass failed", extra={"relay": self.name})
                     delivered = 0
                 if delivered < self.batch_size:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                    except TimeoutError:
-                        pass
                     self._wake.clear()
 
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
@@ -225,8 +224,13 @@ class OutboxRelay:
                 )
             )
             session.commit()
-        extra = {"document_id": claimed.document_id, "destination": claimed.destination,
-                 "attempt": message.attempts, "state": str(message.state), "status": status_code}
+        extra = {
+            "document_id": claimed.document_id,
+            "destination": claimed.destination,
+            "attempt": message.attempts,
+            "state": str(message.state),
+            "status": status_code,
+        }
         if error is None:
             log.info("delivered", extra=extra)
         else:

@@ -165,7 +165,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problem = InvalidFields("The request has invalid fields.", errors=field_errors(exc.errors()))
+        problem = InvalidFields(
+            "The request has invalid fields.", errors=field_errors(exc.errors())
+        )
         return problem_response(problem, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
@@ -179,7 +181,9 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "detail": str(exc.detail),
             }
             return JSONResponse(
-                body, status_code=exc.status_code, media_type=PROBLEM_MEDIA_TYPE,
+                body,
+                status_code=exc.status_code,
+                media_type=PROBLEM_MEDIA_TYPE,
                 headers=getattr(exc, "headers", None),
             )
         return problem_response(cls(str(exc.detail), headers=exc.headers), request.url.path)

@@ -10,7 +10,14 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = ("changeme", "change-me", "password", "secret", "postgres:postgres", "example")
+PLACEHOLDER_SECRETS = (
+    "changeme",
+    "change-me",
+    "password",
+    "secret",
+    "postgres:postgres",
+    "example",
+)
 
 
 class ServiceSettings(BaseSettings):

@@ -17,7 +17,10 @@ def main() -> None:
         Database(settings.database_url, MIGRATIONS).upgrade()
         return
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
         proxy_headers=False,
     )
 

@@ -152,9 +152,12 @@ async def submit_document(
     )
 
 
-@router.get("/v1/documents/{document_id}", response_model=DocumentState,
-            operation_id="get_document_state")
-def get_document_state(document_id: str, caller: CurrentCaller, session: SessionDep) -> DocumentState:
+@router.get(
+    "/v1/documents/{document_id}", response_model=DocumentState, operation_id="get_document_state"
+)
+def get_document_state(
+    document_id: str, caller: CurrentCaller, session: SessionDep
+) -> DocumentState:
     document = service.visible_document(
         session, document_id=document_id, can_see_office=caller.can_see_office
     )
@@ -181,8 +184,9 @@ def get_document_state(document_id: str, caller: CurrentCaller, session: Session
     )
 
 
-@router.get("/v1/receipts/{document_id}", response_model=SubmissionAnswer,
-            operation_id="get_receipt")
+@router.get(
+    "/v1/receipts/{document_id}", response_model=SubmissionAnswer, operation_id="get_receipt"
+)
 def get_receipt(document_id: str, caller: CurrentCaller, session: SessionDep) -> SubmissionAnswer:
     document = service.visible_document(
         session, document_id=document_id, can_see_office=caller.can_see_office
@@ -195,10 +199,17 @@ def get_receipt(document_id: str, caller: CurrentCaller, session: SessionDep) ->
     )
 
 
-@router.post("/v1/offices/{office_id}/keys", status_code=status.HTTP_201_CREATED,
-             response_model=RegisteredKey, operation_id="register_office_key")
+@router.post(
+    "/v1/offices/{office_id}/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RegisteredKey,
+    operation_id="register_office_key",
+)
 def register_office_key(
-    office_id: str, body: KeyRegistration, caller: AdminCaller, session: SessionDep,
+    office_id: str,
+    body: KeyRegistration,
+    caller: AdminCaller,
+    session: SessionDep,
     response: Response,
 ) -> RegisteredKey:
     key, created = service.register_key(
@@ -209,8 +220,11 @@ def register_office_key(
     return _registered(key)
 
 
-@router.get("/v1/offices/{office_id}/keys", response_model=list[RegisteredKey],
-            operation_id="list_office_keys")
+@router.get(
+    "/v1/offices/{office_id}/keys",
+    response_model=list[RegisteredKey],
+    operation_id="list_office_keys",
+)
 def list_office_keys(
     office_id: str, caller: CurrentCaller, session: SessionDep
 ) -> list[RegisteredKey]:
@@ -219,8 +233,11 @@ def list_office_keys(
     return [_registered(key) for key in service.office_keys(session, office_id=office_id)]
 
 
-@router.post("/v1/offices/{office_id}/keys/{kid}/retire", response_model=RegisteredKey,
-             operation_id="retire_office_key")
+@router.post(
+    "/v1/offices/{office_id}/keys/{kid}/retire",
+    response_model=RegisteredKey,
+    operation_id="retire_office_key",
+)
 def retire_office_key(
     office_id: str, kid: str, caller: AdminCaller, session: SessionDep
 ) -> RegisteredKey:

@@ -30,7 +30,14 @@ from shared.problems import (
     NotFound,
     OutOfJurisdiction,
 )
-from shared.signing import KeyPair, SignatureError, parse_public_jwk, read_header, thumbprint, verify
+from shared.signing import (
+    KeyPair,
+    SignatureError,
+    parse_public_jwk,
+    read_header,
+    thumbprint,
+    verify,
+)
 
 WIB = timezone(timedelta(hours=7))  # registration years follow the calendar in Jakarta
 ENVELOPES_PATH = "/exchange/v1/envelopes"
@@ -167,7 +174,8 @@ def _check_claims(payload: dict, key: OfficeKey, clock_leeway: timedelta) -> Non
     if issued_at > now + clock_leeway:
         raise InvalidSignature("the document's iat lies in the future")
     if expires is not None and (
-        type(expires) is not int or datetime.fromtimestamp(expires, tz=now.tzinfo) + clock_leeway < now
+        type(expires) is not int
+        or datetime.fromtimestamp(expires, tz=now.tzinfo) + clock_leeway < now
     ):
         raise InvalidSignature("the document has expired")
     if key.retired_at is not None and issued_at >= key.retired_at:
@@ -263,7 +271,9 @@ def _supersede(session: Session, superseded_id: str, office_id: str) -> None:
     if earlier is None or earlier.office_id != office_id:
         raise InvalidFields(
             "supersedes names no recommendation of this office",
-            errors=[{"field": "supersedes", "message": "unknown recommendation", "type": "unknown"}],
+            errors=[
+                {"field": "supersedes", "message": "unknown recommendation", "type": "unknown"}
+            ],
         )
     if earlier.status != DocumentStatus.returned:
         raise Conflict(

@@ -24,7 +24,8 @@ async def test_a_signed_recommendation_is_stored_and_answered_with_a_signed_rece
     assert answer["registration_number"].endswith("-000001")
     jwks = (await intake.get("/.well-known/jwks.json")).json()["keys"]
     receipt = verify(
-        answer["receipt"], typ=RECEIPT_TYP,
+        answer["receipt"],
+        typ=RECEIPT_TYP,
         key_for=lambda kid: next((k for k in jwks if k["kid"] == kid), None),
     ).payload
     assert receipt["sub"] == answer["document_id"]
@@ -74,7 +75,9 @@ async def test_registration_numbers_count_per_office(intake, pandeglang, admin_h
     numbers = [
         (await submit(intake, pandeglang.sign())).json()["registration_number"],
         (await submit(intake, pandeglang.sign())).json()["registration_number"],
-        (await submit(intake, banten.sign(banten.payload(example())))).json()["registration_number"],
+        (await submit(intake, banten.sign(banten.payload(example())))).json()[
+            "registration_number"
+        ],
     ]
 
     assert [n.split("-")[0] for n in numbers] == ["3601", "3601", "36"]

@@ -52,15 +52,28 @@ class ThrowawayCluster:
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run(
-            str(self.binaries / "pg_ctl"), "-D", str(data), "-o", options,
-            "-l", str(self.directory / "log"), "-w", "start",
+            str(self.binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "log"),
+            "-w",
+            "start",
         )
         return self
 
     def stop(self) -> None:
         try:
-            self._run(str(self.binaries / "pg_ctl"), "-D", str(self.directory / "data"),
-                      "-m", "immediate", "stop")
+            self._run(
+                str(self.binaries / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            )
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 

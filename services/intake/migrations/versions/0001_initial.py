@@ -78,7 +78,10 @@ def upgrade() -> None:
         "outbox_attempts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "message_id", sa.String(36), sa.ForeignKey("outbox_messages.id"), nullable=False,
+            "message_id",
+            sa.String(36),
+            sa.ForeignKey("outbox_messages.id"),
+            nullable=False,
             index=True,
         ),
         sa.Column("number", sa.Integer, nullable=False),
