@@ -115,3 +115,11 @@ def submit(client: httpx.AsyncClient, compact: str | bytes, **headers: str):
         content=compact,
         headers={"content-type": "application/jose", **headers},
     )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path: Path) -> str:
+    """Each database kind a service runs on: an SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/service.db"
+    return request.getfixturevalue("postgres_url")

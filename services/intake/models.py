@@ -3,7 +3,7 @@ The outbox tables come from `shared.outbox`."""
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, String, Text
 from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime
@@ -59,8 +59,6 @@ class RegistrationCounter(SQLModel, table=True):
     transaction that stores the document, so numbers are unique and gap-free."""
 
     __tablename__ = "registration_counters"
-    __table_args__ = (UniqueConstraint("office_id", "year"),)
-
     office_id: str = Field(primary_key=True, max_length=32)
     year: int = Field(primary_key=True)
     last: int = 0
