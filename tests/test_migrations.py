@@ -44,8 +44,9 @@ def test_migrations_match_the_models(service, database_url):
                 connection,
                 opts={
                     "compare_type": True,
-                    "include_name": lambda name, kind, _: kind != "table"
-                    or name in SERVICES[service],
+                    "include_name": lambda name, kind, _: (
+                        kind != "table" or name in SERVICES[service]
+                    ),
                 },
             )
             assert compare_metadata(context, SQLModel.metadata) == []

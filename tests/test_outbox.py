@@ -1,0 +1,198 @@
+"""Specification: the outbox delivers every message once the peer can take it, exactly once."""
+
+import asyncio
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+
+from services.intake.app import MIGRATIONS, create_app
+from shared import outbox
+from shared.db import Database
+from shared.documents import ENVELOPE_TYP
+from shared.signing import verify
+from tests.conftest import registered_office, submit
+from tests.support.receiver import Receiver
+from tests.support.servers import ThreadedServer, free_port
+
+pytestmark = pytest.mark.anyio
+
+
+async def wait_until(condition, timeout: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(interval)
+
+
+def fast_retries(settings, **changes):
+    return settings.model_copy(
+        update={
+            "relay_enabled": True,
+            "outbox_poll_seconds": 0.05,
+            "outbox_backoff_base_seconds": 0.05,
+            "outbox_backoff_cap_seconds": 0.4,
+            **changes,
+        }
+    )
+
+
+async def test_a_peer_that_is_down_for_a_while_gets_every_envelope_exactly_once_when_back(
+    intake_settings, admin_headers, token_for
+):
+    receiver = Receiver()
+    port = free_port()
+    app = create_app(fast_retries(intake_settings, default_route=f"http://127.0.0.1:{port}"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as intake:
+            office = await registered_office(intake, admin_headers, "bawaslu-36.01")
+            bodies = [office.sign() for _ in range(5)]
+            ids = [(await submit(intake, body)).json()["document_id"] for body in bodies]
+            headers = {"authorization": f"Bearer {token_for('bawaslu-36.01')}"}
+
+            async def states() -> list[dict]:
+                answers = [await intake.get(f"/v1/documents/{i}", headers=headers) for i in ids]
+                return [answer.json()["delivery"] for answer in answers]
+
+            async def each_failed_twice() -> bool:
+                return all(len(state["attempts"]) >= 2 for state in await states())
+
+            await wait_until(each_failed_twice)
+            assert {state["state"] for state in await states()} == {"pending"}
+
+            server = ThreadedServer(receiver.app, port=port).start()
+            try:
+
+                async def all_delivered() -> bool:
+                    return all(state["state"] == "delivered" for state in await states())
+
+                await wait_until(all_delivered)
+                await asyncio.sleep(0.5)  # time for any duplicate to show up
+            finally:
+                server.stop()
+            final = await states()
+            intake_jwk = (await intake.get("/.well-known/jwks.json")).json()["keys"][0]
+
+    assert sorted(receiver.by_request_id) == sorted(ids)
+    assert set(receiver.by_request_id.values()) == {1}
+    for state in final:
+        assert state["attempts"][-1]["outcome"] == "delivered"
+        assert all(a["status_code"] is None for a in state["attempts"][:-1])  # refused connections
+    envelopes = [
+        verify(body.decode(), typ=ENVELOPE_TYP, key_for=lambda kid: intake_jwk).payload
+        for body in receiver.bodies
+    ]
+    assert {e["aud"] for e in envelopes} == {"recommendation-province-36"}
+    assert sorted(e["document"] for e in envelopes) == sorted(bodies)
+    assert {json.dumps(e["signer_jwk"], sort_keys=True) for e in envelopes} == {
+        json.dumps(office.key.public_jwk, sort_keys=True)
+    }
+
+
+async def test_a_message_the_peer_keeps_refusing_is_marked_failed_after_the_last_attempt(
+    intake_settings, admin_headers, token_for
+):
+    receiver = Receiver(answer=503)
+    server = ThreadedServer(receiver.app).start()
+    settings = fast_retries(intake_settings, default_route=server.url, outbox_max_attempts=3)
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://intake") as intake:
+                office = await registered_office(intake, admin_headers, "bawaslu-36.01")
+                document_id = (await submit(intake, office.sign())).json()["document_id"]
+                headers = {"authorization": f"Bearer {token_for('bawaslu-36.01')}"}
+
+                async def failed() -> bool:
+                    answer = await intake.get(f"/v1/documents/{document_id}", headers=headers)
+                    return answer.json()["delivery"]["state"] == "failed"
+
+                await wait_until(failed)
+                delivery = (
+                    await intake.get(f"/v1/documents/{document_id}", headers=headers)
+                ).json()["delivery"]
+    finally:
+        server.stop()
+
+    assert [a["status_code"] for a in delivery["attempts"]] == [503, 503, 503]
+    assert [a["outcome"] for a in delivery["attempts"]] == ["pending", "pending", "failed"]
+    assert delivery["last_error"].startswith("HTTP 503")
+
+
+def test_backoff_grows_exponentially_is_jittered_and_capped():
+    policy = outbox.RetryPolicy(base_seconds=1, cap_seconds=10)
+
+    delays = {attempt: [policy.delay(attempt) for _ in range(200)] for attempt in range(1, 8)}
+
+    assert all(0.5 <= d <= 1 for d in delays[1])
+    assert all(2 <= d <= 4 for d in delays[3])
+    assert all(5 <= d <= 10 for d in delays[7])  # capped at 10, not 64
+    assert len(set(delays[3])) > 100  # jittered
+
+
+async def test_two_relays_never_deliver_the_same_message(database_url):
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    with database.session() as session:
+        for _ in range(200):
+            outbox.enqueue(
+                session,
+                document_id=str(uuid.uuid4()),
+                destination="recommendation-province-36",
+                path="/exchange/v1/envelopes",
+                body="envelope",
+            )
+        session.commit()
+    receiver = Receiver(delay_seconds=0.002)
+    server = ThreadedServer(receiver.app).start()
+    relays = [
+        outbox.OutboxRelay(database, resolve=lambda _: server.url, batch_size=20, name=name)
+        for name in ("relay-a", "relay-b")
+    ]
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(30):
+                delivered = await asyncio.gather(*(relay.deliver_due(client) for relay in relays))
+                if sum(delivered) == 0:
+                    break
+    finally:
+        server.stop()
+        states = relays[0].depth()
+        database.dispose()
+
+    assert len(receiver.by_request_id) == 200
+    assert set(receiver.by_request_id.values()) == {1}
+    assert states == {"pending": 0, "failed": 0}
+
+
+async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    with database.session() as session:
+        message = outbox.enqueue(
+            session,
+            document_id=str(uuid.uuid4()),
+            destination="peer",
+            path="/exchange/v1/envelopes",
+            body="not an envelope",
+        )
+        session.commit()
+    server = ThreadedServer(Receiver(answer=422).app).start()
+    relay = outbox.OutboxRelay(database, resolve=lambda _: server.url)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            await relay.deliver_due(client)
+    finally:
+        server.stop()
+    with database.session() as session:
+        stored = session.get(outbox.OutboxMessage, message.id)
+        attempts = outbox.attempts_of(session, message.id)
+    database.dispose()
+
+    assert stored.state == "failed"
+    assert [(a.status_code, a.outcome) for a in attempts] == [(422, "failed")]
