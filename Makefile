@@ -1,0 +1,37 @@
+# Two commands for a newcomer: `make run` and `make test`. Both set themselves up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.ready
+
+.PHONY: run test lint format migrate clean
+
+$(READY): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		{ echo "Python's venv module is missing: apt-get install python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(READY)
+
+run: $(READY)  ## the whole system on this machine, SQLite files under var/
+	$(PY) -m services
+
+test: $(READY)  ## every test; PostgreSQL tests start a throwaway cluster
+	$(PY) -m pytest
+
+lint: $(READY)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(READY)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+migrate: $(READY)  ## bring every service's database to the newest schema
+	$(PY) -m services.intake migrate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
