@@ -22,6 +22,20 @@ PERSONAL_FIELDS = frozenset(
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+_make_record = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args, **kwargs) -> logging.LogRecord:
+    # Stamped at creation: by the time a handler formats the record the request may be over.
+    record = _make_record(*args, **kwargs)
+    if (current := request_id.get()) is not None:
+        record.request_id = current
+    return record
+
+
+logging.setLogRecordFactory(_record_with_request_id)
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -35,8 +49,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if (current := request_id.get()) is not None:
-            entry["request_id"] = current
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in PERSONAL_FIELDS and not key.startswith("_"):
                 entry[key] = value

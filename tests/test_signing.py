@@ -1,0 +1,101 @@
+"""Specification: ES256 keys, thumbprints and strict verification."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from shared.signing import (
+    KeyPair,
+    SignatureError,
+    b64url_encode,
+    jwks,
+    parse_public_jwk,
+    thumbprint,
+    verify,
+)
+
+
+def test_the_kid_is_the_rfc7638_thumbprint_of_the_public_key():
+    key = KeyPair.generate()
+    jwk = key.public_jwk
+    canonical = json.dumps(
+        {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}, separators=(",", ":")
+    )
+    import hashlib
+
+    assert key.kid == b64url_encode(hashlib.sha256(canonical.encode()).digest())
+    assert thumbprint({**jwk, "kid": "ignored", "use": "sig"}) == key.kid
+
+
+def test_a_saved_key_is_readable_by_its_owner_only_and_loads_back(tmp_path):
+    key = KeyPair.generate()
+    path = tmp_path / "keys" / "office.pem"
+
+    key.save(path)
+
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert KeyPair.load(path).kid == key.kid
+    assert KeyPair.load_or_create(path).kid == key.kid
+
+
+def test_the_jwks_publishes_each_key_with_kid_use_and_algorithm():
+    key = KeyPair.generate()
+
+    (published,) = jwks(key.public_jwk)["keys"]
+
+    assert published == {**key.public_jwk, "kid": key.kid, "use": "sig", "alg": "ES256"}
+
+
+def test_a_document_verifies_with_the_key_it_names_and_its_type():
+    key = KeyPair.generate()
+    compact = key.sign({"jti": "1"}, "siapnet-receipt+jws")
+
+    verified = verify(compact, typ="siapnet-receipt+jws", key_for={key.kid: key.public_jwk}.get)
+
+    assert verified.payload == {"jti": "1"}
+    assert verified.kid == key.kid
+
+
+def test_the_payload_bytes_are_signed_as_given():
+    key = KeyPair.generate()
+    exact = b'{"b": 1,  "a": 2}'
+
+    compact = key.sign(exact, "t")
+
+    from shared.signing import b64url_decode
+
+    assert b64url_decode(compact.split(".")[1]) == exact
+
+
+@pytest.mark.parametrize("header", ["jku", "x5u", "jwk", "x5c", "crit"])
+def test_headers_that_name_keys_are_refused(header):
+    from jose import jws
+
+    key = KeyPair.generate()
+    compact = jws.sign(
+        b"{}",
+        key.private_jwk(),
+        headers={"typ": "t", "kid": key.kid, header: "x"},
+        algorithm="ES256",
+    )
+
+    with pytest.raises(SignatureError, match="refused"):
+        verify(compact, typ="t", key_for={key.kid: key.public_jwk}.get)
+
+
+def test_another_keys_signature_is_refused():
+    key, other = KeyPair.generate(), KeyPair.generate()
+    compact = other.sign({}, "t").replace(other.kid, key.kid)
+
+    with pytest.raises(SignatureError):
+        verify(compact, typ="t", key_for={key.kid: key.public_jwk}.get)
+
+
+def test_a_public_jwk_is_returned_in_canonical_form():
+    jwk = KeyPair.generate().public_jwk
+
+    assert parse_public_jwk({**jwk, "kid": "x", "alg": "ES256"}) == jwk
+    with pytest.raises(ValueError, match="alg"):
+        parse_public_jwk({**jwk, "alg": "HS256"})
