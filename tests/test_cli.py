@@ -1,6 +1,7 @@
 """Specification: an office uses the `siapnet` CLI against a running intake over real HTTP."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -107,7 +108,7 @@ def test_verify_refuses_a_receipt_for_other_bytes(running_intake, token_for, tmp
 def test_sign_refuses_an_invalid_recommendation_before_anything_is_sent(tmp_path):
     run("keygen", "--office", "bawaslu-36.01", "--out", str(tmp_path))
     bad = tmp_path / "bad.json"
-    recommendation = json.loads(open(EXAMPLE).read())
+    recommendation = json.loads(Path(EXAMPLE).read_text())
     recommendation["subject"]["nip"] = "123"
     bad.write_text(json.dumps(recommendation))
 
