@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from shared.cli import DEFAULT_INTAKE
@@ -44,6 +43,9 @@ def relay(name: str, colour: str, stream) -> None:
 
 def main() -> None:
     prepare()
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     processes = []
     for (name, spec), colour in zip(SERVICES.items(), COLOURS, strict=False):
         process = subprocess.Popen(
@@ -64,10 +66,8 @@ def main() -> None:
         flush=True,
     )
     try:
-        while all(process.poll() is None for process in processes):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        while not stopping.is_set() and all(process.poll() is None for process in processes):
+            stopping.wait(0.5)
     finally:
         for process in processes:
             if process.poll() is None:

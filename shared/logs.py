@@ -19,7 +19,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 PERSONAL_FIELDS = frozenset(
     {"reporter", "name", "contact", "nip", "subject", "password", "summary"}
 )
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 _make_record = logging.getLogRecordFactory()

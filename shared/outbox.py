@@ -85,7 +85,7 @@ def enqueue(
 class RetryPolicy:
     base_seconds: float = 0.5
     cap_seconds: float = 300.0
-    max_attempts: int = 12
+    max_attempts: int = 200  # at the 5-minute cap, about 16 hours of retrying
     lease_seconds: float = 30.0
     timeout_seconds: float = 10.0
 

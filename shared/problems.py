@@ -63,7 +63,7 @@ class MalformedRequest(Problem):
 
 
 class InvalidSignature(Problem):
-    status, slug, title = 401, "invalid-signature", "The document's signature was refused"
+    status, slug, title = 401, "invalid-signature", "The signed document was refused"
 
 
 class Unauthenticated(Problem):

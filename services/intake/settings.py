@@ -21,7 +21,7 @@ class IntakeSettings(ServiceSettings):
     default_route: str = "http://127.0.0.1:8002"
     relay_enabled: bool = True
     outbox_poll_seconds: float = 1.0
-    outbox_max_attempts: int = Field(default=12, ge=1)
+    outbox_max_attempts: int = Field(default=200, ge=1)
     outbox_backoff_base_seconds: float = Field(default=0.5, gt=0)
     outbox_backoff_cap_seconds: float = Field(default=300.0, gt=0)
 
