@@ -6,9 +6,17 @@ from datetime import date, datetime
 from sqlalchemy import Column, ForeignKey, String, Text
 from sqlmodel import Field, SQLModel
 
+from shared import audit  # noqa: F401  (registers the audit_log table)
 from shared.db import UTCDateTime
 
-TABLES = ("office_keys", "documents", "registration_counters", "outbox_messages", "outbox_attempts")
+TABLES = (
+    "office_keys",
+    "documents",
+    "registration_counters",
+    "outbox_messages",
+    "outbox_attempts",
+    "audit_log",
+)
 
 
 class OfficeKey(SQLModel, table=True):

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.intake.models import Document, DocumentStatus, OfficeKey, RegistrationCounter
-from shared import documents, outbox, regions
+from shared import audit, documents, outbox, regions
 from shared.db import utcnow
 from shared.problems import (
     Conflict,
@@ -261,6 +261,26 @@ def _store(
         destination=destination,
         path=ENVELOPES_PATH,
         body=envelope,
+    )
+    audit.append(
+        session,
+        kind=audit.AuditKind.document_received,
+        document_id=document.id,
+        details={
+            "sha256": digest,
+            "registration_number": number,
+            "office": key.office_id,
+            "kid": key.kid,
+        },
+    )
+    audit.append(
+        session,
+        kind=audit.AuditKind.envelope_sent,
+        document_id=document.id,
+        details={
+            "destination": destination,
+            "envelope_sha256": hashlib.sha256(envelope.encode()).hexdigest(),
+        },
     )
     session.commit()
     return document
