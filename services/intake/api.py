@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from services.intake import service
 from services.intake.models import OfficeKey
@@ -134,8 +135,6 @@ async def submit_document(
                 clock_leeway=timedelta(seconds=settings.clock_leeway_seconds),
                 submitted_by=None if caller is None else caller.office.id,
             )
-
-    from starlette.concurrency import run_in_threadpool
 
     received = await run_in_threadpool(store)
     if received.created:
