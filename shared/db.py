@@ -128,3 +128,39 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def run_migrations(tables: tuple[str, ...]) -> None:
+    """The body of every service's Alembic `env.py`: migrate the service's own tables, on the
+    connection `Database` passes in, or on the URL of the alembic config when run by hand."""
+    from alembic import context
+    from sqlalchemy import engine_from_config, pool
+    from sqlmodel import SQLModel
+
+    def include_object(item, name, type_, _reflected, _compare_to) -> bool:
+        table = item if type_ == "table" else getattr(item, "table", None)
+        return table is None or table.name in tables
+
+    def run(connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=SQLModel.metadata,
+            include_object=include_object,
+            compare_type=True,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+    engine = engine_from_config(
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    with engine.connect() as fresh:
+        run(fresh)

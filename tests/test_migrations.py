@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy import inspect
 
 from services.intake import models as intake_models
+from services.recommendation import models as recommendation_models
 from shared.db import Database
 
-SERVICES = {"intake": intake_models.TABLES}
+SERVICES = {"intake": intake_models.TABLES, "recommendation": recommendation_models.TABLES}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,8 +45,8 @@ def test_migrations_match_the_models(service, database_url):
                 connection,
                 opts={
                     "compare_type": True,
-                    "include_name": lambda name, kind, _: (
-                        kind != "table" or name in SERVICES[service]
+                    "include_object": lambda item, name, kind, *_: (
+                        (item if kind == "table" else item.table).name in SERVICES[service]
                     ),
                 },
             )
