@@ -31,7 +31,7 @@ format: $(READY)
 	$(VENV)/bin/ruff check --fix .
 
 migrate: $(READY)  ## bring every service's database to the newest schema
-	$(PY) -m services.intake migrate
+	$(PY) -m services migrate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

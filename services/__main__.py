@@ -11,17 +11,51 @@ import sys
 import threading
 from pathlib import Path
 
-from shared.cli import DEFAULT_INTAKE
 from shared.signing import KeyPair, jwks
 
 VAR = Path("var")
+IDENTITY_JWKS = str(VAR / "keys" / "identity.jwks.json")
+INTAKE_URL, PROVINCE_URL, NATIONAL_URL = (
+    "http://127.0.0.1:8001",
+    "http://127.0.0.1:8002",
+    "http://127.0.0.1:8003",
+)
 SERVICES = {
     "intake": {
         "module": "services.intake",
+        "url": INTAKE_URL,
         "env": {
             "SIAPNET_INTAKE_DATABASE_URL": f"sqlite:///{VAR}/intake.db",
             "SIAPNET_INTAKE_KEY_DIR": str(VAR / "keys" / "intake"),
-            "SIAPNET_INTAKE_IDENTITY_JWKS_FILE": str(VAR / "keys" / "identity.jwks.json"),
+            "SIAPNET_INTAKE_IDENTITY_JWKS_FILE": IDENTITY_JWKS,
+            "SIAPNET_INTAKE_DEFAULT_ROUTE": PROVINCE_URL,
+        },
+    },
+    "banten": {
+        "module": "services.recommendation",
+        "url": PROVINCE_URL,
+        "env": {
+            "SIAPNET_RECOMMENDATION_TIER": "province",
+            "SIAPNET_RECOMMENDATION_PROVINCES": '["36"]',
+            "SIAPNET_RECOMMENDATION_PORT": "8002",
+            "SIAPNET_RECOMMENDATION_DATABASE_URL": f"sqlite:///{VAR}/recommendation-36.db",
+            "SIAPNET_RECOMMENDATION_KEY_DIR": str(VAR / "keys" / "recommendation-36"),
+            "SIAPNET_RECOMMENDATION_IDENTITY_JWKS_FILE": IDENTITY_JWKS,
+            "SIAPNET_RECOMMENDATION_INTAKE_URL": INTAKE_URL,
+            "SIAPNET_RECOMMENDATION_NATIONAL_URL": NATIONAL_URL,
+        },
+    },
+    "national": {
+        "module": "services.recommendation",
+        "url": NATIONAL_URL,
+        "env": {
+            "SIAPNET_RECOMMENDATION_TIER": "national",
+            "SIAPNET_RECOMMENDATION_PORT": "8003",
+            "SIAPNET_RECOMMENDATION_DATABASE_URL": f"sqlite:///{VAR}/recommendation-national.db",
+            "SIAPNET_RECOMMENDATION_KEY_DIR": str(VAR / "keys" / "recommendation-national"),
+            "SIAPNET_RECOMMENDATION_IDENTITY_JWKS_FILE": IDENTITY_JWKS,
+            "SIAPNET_RECOMMENDATION_INTAKE_URL": INTAKE_URL,
+            "SIAPNET_RECOMMENDATION_DEFAULT_PROVINCE_URL": PROVINCE_URL,
         },
     },
 }
@@ -41,7 +75,20 @@ def relay(name: str, colour: str, stream) -> None:
         sys.stdout.flush()
 
 
+def migrate() -> None:
+    """`make migrate`: bring every service's database to the newest schema."""
+    for spec in SERVICES.values():
+        subprocess.run(
+            [sys.executable, "-m", spec["module"], "migrate"],
+            env={**os.environ, **spec["env"]},
+            check=True,
+        )
+
+
 def main() -> None:
+    if sys.argv[1:] == ["migrate"]:
+        migrate()
+        return
     prepare()
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -57,9 +104,13 @@ def main() -> None:
         )
         threading.Thread(target=relay, args=(name, colour, process.stdout), daemon=True).start()
         processes.append(process)
+    services = "".join(
+        f"  {name:<9}{spec['url']}   (docs at {spec['url']}/docs)\n"
+        for name, spec in SERVICES.items()
+    )
     print(
         f"\nSIAPNET is starting on SQLite files under {VAR}/:\n"
-        f"  intake   {DEFAULT_INTAKE}   (docs at {DEFAULT_INTAKE}/docs)\n"
+        f"{services}"
         "  admin token:  .venv/bin/siapnet admin token\n"
         "  walkthrough:  README.md, 'Your first recommendation'\n"
         "Ctrl-C stops everything.\n",

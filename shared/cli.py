@@ -148,6 +148,67 @@ def submit(
         typer.echo(f"receipt saved to {receipt_out}", err=True)
 
 
+DEFAULT_PROVINCE = "http://127.0.0.1:8002"
+ServiceUrl = Annotated[
+    str, typer.Option(envvar="SIAPNET_URL", help="base URL of the service holding it")
+]
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    if not token:
+        fail("an access token is needed: --token or SIAPNET_TOKEN")
+    return {"authorization": f"Bearer {token}"}
+
+
+@app.command()
+def show(
+    recommendation_id: Annotated[str, typer.Argument(help="the recommendation's document id")],
+    url: ServiceUrl = DEFAULT_PROVINCE,
+    token: Token = None,
+) -> None:
+    """Show a recommendation: its status, fields, history and the actions you may take."""
+    response = httpx.get(
+        f"{url.rstrip('/')}/v1/recommendations/{recommendation_id}",
+        headers=bearer(token),
+        timeout=30,
+    )
+    show_answer(response)
+
+
+@app.command()
+def act(
+    recommendation_id: Annotated[str, typer.Argument(help="the recommendation's document id")],
+    action: Annotated[str, typer.Argument(help="verify, return, forward, send, review, ...")],
+    note: Annotated[str | None, typer.Option(help="a note for the history")] = None,
+    details: Annotated[
+        str | None, typer.Option(help='the action\'s details as JSON, e.g. \'{"reason": "..."}\'')
+    ] = None,
+    url: ServiceUrl = DEFAULT_PROVINCE,
+    token: Token = None,
+) -> None:
+    """Take a lifecycle action on the version you just read (If-Match with its ETag)."""
+    headers = bearer(token)
+    base = f"{url.rstrip('/')}/v1/recommendations/{recommendation_id}"
+    current = httpx.get(base, headers=headers, timeout=30)
+    if not current.is_success:
+        show_answer(current)
+    try:
+        parsed = None if details is None else json.loads(details)
+    except ValueError:
+        fail("--details must be JSON")
+    response = httpx.post(
+        f"{base}/transitions",
+        json={"action": action, "note": note, "details": parsed},
+        headers={**headers, "if-match": current.headers["etag"]},
+        timeout=30,
+    )
+    answer = show_answer(response) if not response.is_success else response.json()
+    typer.echo(
+        f"{recommendation_id}: {answer['status']}"
+        f" (next: {', '.join(answer['allowed_actions']) or 'nothing here'})"
+    )
+
+
 def load_keys(source: str) -> dict[str, dict]:
     if source.startswith(("http://", "https://")):
         document = httpx.get(source, timeout=30).raise_for_status().json()

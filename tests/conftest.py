@@ -4,6 +4,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -123,3 +124,50 @@ def database_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/service.db"
     return request.getfixturevalue("postgres_url")
+
+
+def recommendation_settings(tmp_path: Path, tier: str, **changes):
+    from services.recommendation.settings import RecommendationSettings
+
+    name = f"recommendation-{tier}"
+    defaults = {
+        "tier": tier,
+        "provinces": ["36", "32"],
+        "database_url": f"sqlite:///{tmp_path}/{name}.db",
+        "key_dir": tmp_path / "keys" / name,
+        "identity_jwks_file": tmp_path / "identity.jwks.json",
+        "relay_enabled": False,
+    }
+    return RecommendationSettings(**{**defaults, **changes})
+
+
+@asynccontextmanager
+async def running(app, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An app with its lifespan run, and a client that talks to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def province(tmp_path: Path, identity_key: KeyPair) -> AsyncIterator[httpx.AsyncClient]:
+    """A province service serving Banten (36) and Jawa Barat (32), alone, on its own SQLite."""
+    from services.recommendation.app import create_app
+
+    async with running(
+        create_app(recommendation_settings(tmp_path, "province")), "http://province"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def national(tmp_path: Path, identity_key: KeyPair) -> AsyncIterator[httpx.AsyncClient]:
+    """The national service, alone, on its own SQLite."""
+    from services.recommendation.app import create_app
+
+    async with running(
+        create_app(recommendation_settings(tmp_path, "national")), "http://national"
+    ) as client:
+        yield client

@@ -1,58 +1,33 @@
 """Intake's HTTP routes. Thin: each reads the request, calls `service`, shapes the answer."""
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from services.intake import service
 from services.intake.models import OfficeKey
 from services.intake.settings import IntakeSettings
+from shared.api import SessionDep, read_compact_jws
+from shared.documents import STATUS_TYP
 from shared.identity import AdminCaller, CurrentCaller, OptionalCaller
-from shared.outbox import JOSE_MEDIA_TYPE
-from shared.problems import MalformedRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
-from shared.signing import jwks
+from shared.peers import PeerUnavailable, sender_of
+from shared.problems import (
+    InvalidSignature,
+    MalformedRequest,
+    NotFound,
+    ServiceUnavailable,
+)
+from shared.signing import SignatureError
 
 router = APIRouter()
 
 
-def database_session(request: Request) -> Iterator[Session]:
-    with request.app.state.database.session() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(database_session)]
-
-
 def settings_of(request: Request) -> IntakeSettings:
     return request.app.state.settings
-
-
-async def read_compact_jws(request: Request) -> str:
-    """The body as a compact JWS: `application/jose`, at most `max_body_bytes`, ASCII."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != JOSE_MEDIA_TYPE:
-        raise UnsupportedMediaType(
-            f"send the compact JWS with Content-Type: {JOSE_MEDIA_TYPE}", accept=JOSE_MEDIA_TYPE
-        )
-    limit = settings_of(request).max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"a document may be at most {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLarge(f"a document may be at most {limit} bytes")
-    try:
-        return body.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise MalformedRequest("a compact JWS is ASCII only") from None
 
 
 class SubmissionAnswer(BaseModel):
@@ -89,6 +64,10 @@ class DocumentState(BaseModel):
     supersedes: str | None
     sha256: str
     delivery: Delivery | None
+
+
+class StatusAcknowledgement(BaseModel):
+    acknowledgement: str = Field(description="siapnet-receipt+jws signed by intake")
 
 
 class KeyRegistration(BaseModel):
@@ -149,6 +128,41 @@ async def submit_document(
         received_at=document.received_at,
         receipt=document.receipt,
     )
+
+
+@router.post(
+    "/exchange/v1/status-events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=StatusAcknowledgement,
+    operation_id="receive_status_event",
+    summary="Receive a province service's signed status event (compact JWS, application/jose)",
+)
+async def receive_status_event(request: Request) -> StatusAcknowledgement:
+    compact = await read_compact_jws(request)
+    settings = settings_of(request)
+    try:
+        sender = sender_of(compact)
+        # Refused before any key fetch: only province services may tell intake a status.
+        service.province_of_sender(sender)
+        verified = await request.app.state.peer_keys.verify(compact, sender=sender, typ=STATUS_TYP)
+    except PeerUnavailable as exc:
+        raise ServiceUnavailable(exc.reason, headers={"Retry-After": "5"}) from None
+    except SignatureError as exc:
+        problem = MalformedRequest if exc.malformed else InvalidSignature
+        raise problem(exc.reason) from None
+
+    def apply() -> str:
+        with request.app.state.database.session() as session:
+            return service.apply_status_event(
+                session,
+                payload=verified.payload,
+                sender=sender,
+                compact=compact,
+                signing_key=request.app.state.signing_key,
+                clock_leeway=timedelta(seconds=settings.clock_leeway_seconds),
+            )
+
+    return StatusAcknowledgement(acknowledgement=await run_in_threadpool(apply))
 
 
 @router.get(
@@ -241,28 +255,3 @@ def retire_office_key(
     office_id: str, kid: str, caller: AdminCaller, session: SessionDep
 ) -> RegisteredKey:
     return _registered(service.retire_key(session, office_id=office_id, kid=kid, by=caller.subject))
-
-
-@router.get("/.well-known/jwks.json", operation_id="get_jwks", tags=["ops"])
-def get_jwks(request: Request) -> dict:
-    return jwks(request.app.state.signing_key.public_jwk)
-
-
-@router.get("/healthz", operation_id="get_health", tags=["ops"])
-def get_health() -> dict:
-    return {"status": "ok"}
-
-
-@router.get("/readyz", operation_id="get_readiness", tags=["ops"])
-def get_readiness(request: Request, response: Response) -> dict:
-    database = request.app.state.database
-    try:
-        at_head = database.at_head()
-    except Exception:
-        at_head = None
-    if not at_head:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        response.headers["retry-after"] = "5"
-        detail = "database unreachable" if at_head is None else "migrations not at head"
-        return {"status": "unavailable", "detail": detail}
-    return {"status": "ready"}

@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from services.intake import models  # noqa: F401  (registers the tables)
 from services.intake.api import router
 from services.intake.settings import IntakeSettings
+from shared.api import operations
 from shared.db import Database
 from shared.documents import province_service
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
 from shared.outbox import OutboxRelay
+from shared.peers import PeerKeys
 from shared.problems import install_problem_handlers
 from shared.signing import KeyPair
 
@@ -46,6 +48,10 @@ def create_app(
         )
         app.state.relay = relay
         app.state.relay_wake = relay.wake
+        # Province services' keys, fetched where the relay sends them their envelopes.
+        app.state.peer_keys = PeerKeys(
+            lambda peer: _route(settings, peer), transport=relay_transport
+        )
         task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
         try:
             yield
@@ -71,6 +77,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
+    app.include_router(operations)
     return app
 
 

@@ -1,15 +1,21 @@
-"""Intake's logic: office keys, and receiving a signed recommendation.
+"""Intake's logic: office keys, receiving a signed recommendation, and the status events
+province services send back.
 
 `receive` checks, in order: the compact form, the signature with the office's registered key,
 the claims (`typ`, `iss`, `aud`, `iat`, key retirement), the recommendation itself, and only then
 stores it — the exact bytes, its receipt and its outbox message in one transaction.
+
+`apply_status_event` takes a status event whose signature the caller has verified with the
+province service's published keys; intake keeps only `returned`, which lets the office supersede.
 """
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,6 +47,7 @@ from shared.signing import (
 
 WIB = timezone(timedelta(hours=7))  # registration years follow the calendar in Jakarta
 ENVELOPES_PATH = "/exchange/v1/envelopes"
+PROVINCE_CODE = re.compile(r"\d{2}")
 
 
 # --- office keys -----------------------------------------------------------------------------
@@ -320,6 +327,90 @@ def _next_registration_number(session: Session, office: regions.Office, at: date
     )
     sequence = session.execute(statement).scalar_one()
     return f"{office.registration_prefix}-{year}-{sequence:06d}"
+
+
+# --- status events from province services ---------------------------------------------------
+
+
+def province_of_sender(sender: str) -> str:
+    """The province code of a `recommendation-province-<code>` sender; 401 for anyone else."""
+    code = sender.removeprefix(documents.province_service(""))
+    # The regex first: region lookups are cached, and a forged iss may be long.
+    office = regions.office_for_region(code) if PROVINCE_CODE.fullmatch(code) else None
+    if not sender.startswith(documents.province_service("")) or office is None:
+        raise InvalidSignature(f"{sender!r} is not a province recommendation service")
+    return code
+
+
+def apply_status_event(
+    session: Session,
+    *,
+    payload: dict[str, Any],
+    sender: str,
+    compact: str,
+    signing_key: KeyPair,
+    clock_leeway: timedelta,
+) -> str:
+    """Apply a verified status event from `sender` and answer with a signed acknowledgement.
+
+    Only `returned` changes anything here; applying it again, or to a superseded document, is a
+    no-op, so a redelivered event takes effect once without storing event ids."""
+    province_code = province_of_sender(sender)
+    if payload.get("aud") != documents.INTAKE_SERVICE:
+        raise InvalidSignature(f"the status event's aud must be {documents.INTAKE_SERVICE!r}")
+    try:
+        event: documents.StatusPayload = documents.parse(documents.StatusPayload, payload)
+    except documents.DocumentRejected as exc:
+        raise InvalidFields("The status event has invalid fields.", errors=exc.errors) from None
+    if event.iss != sender:
+        raise InvalidSignature("the status event's iss is not its sender")
+    _check_event_times(event, clock_leeway)
+    document = session.exec(
+        select(Document).where(Document.id == str(event.recommendation_id)).with_for_update()
+    ).first()
+    # Another province's recommendation answers as an unknown one: the sender learns nothing.
+    if document is None or document.province_code != province_code:
+        raise NotFound(f"no recommendation {event.recommendation_id}")
+    if event.to == DocumentStatus.returned and document.status == DocumentStatus.received:
+        audit.append(
+            session,
+            kind=audit.AuditKind.status_changed,
+            document_id=document.id,
+            details={
+                "from": document.status,
+                "to": DocumentStatus.returned,
+                "event_id": str(event.jti),
+                "sender": sender,
+            },
+        )
+        document.status = DocumentStatus.returned
+        session.add(document)
+    session.commit()
+    received_at = utcnow()
+    return signing_key.sign(
+        {
+            "jti": str(uuid.uuid4()),
+            "iss": documents.INTAKE_SERVICE,
+            "aud": sender,
+            "iat": documents.timestamp(received_at),
+            "sub": str(event.jti),
+            "document_sha256": hashlib.sha256(compact.encode()).hexdigest(),
+            "registration_number": document.registration_number,
+            "received_at": received_at.isoformat(),
+        },
+        documents.RECEIPT_TYP,
+    )
+
+
+def _check_event_times(event: documents.StatusPayload, clock_leeway: timedelta) -> None:
+    now = utcnow()
+    if datetime.fromtimestamp(event.iat, tz=now.tzinfo) > now + clock_leeway:
+        raise InvalidSignature("the status event's iat lies in the future")
+    if (
+        event.exp is not None
+        and datetime.fromtimestamp(event.exp, tz=now.tzinfo) + clock_leeway < now
+    ):
+        raise InvalidSignature("the status event has expired")
 
 
 def record_status(session: Session, *, document_id: str, status: str) -> Document:

@@ -1,0 +1,253 @@
+"""The recommendation service's routes: the exchange doors for signed documents, the lifecycle,
+and reads. Thin: each reads the request, calls `service`, shapes the answer."""
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from services.recommendation import service
+from services.recommendation.models import Recommendation, StatusChange
+from shared import documents
+from shared.api import SessionDep, read_compact_jws
+from shared.identity import CurrentCaller
+from shared.peers import PeerUnavailable, sender_of
+from shared.problems import InvalidSignature, MalformedRequest, ServiceUnavailable
+from shared.signing import SignatureError, Verified, unverified_payload
+
+router = APIRouter()
+
+
+class Acknowledgement(BaseModel):
+    acknowledgement: str = Field(description="siapnet-receipt+jws naming the received document")
+
+
+class HistoryEntry(BaseModel):
+    action: str
+    from_status: str | None
+    to_status: str
+    at: datetime
+    actor_office: str
+    actor_user: str | None
+    note: str | None
+    details: dict[str, Any]
+    sequence: int | None
+    applied: bool
+
+
+class RecommendationSummary(BaseModel):
+    id: str
+    office: str
+    region_code: str
+    category: str
+    status: str
+    registration_number: str
+    received_at: datetime
+    updated_at: datetime
+    review_due_on: date | None
+    ppk_due_on: date | None
+
+
+class RecommendationDetail(RecommendationSummary):
+    recommendation: dict[str, Any]
+    supersedes: str | None
+    history: list[HistoryEntry]
+    allowed_actions: list[str]
+
+
+class RecommendationPage(BaseModel):
+    items: list[RecommendationSummary]
+    next_cursor: str | None
+
+
+class TransitionRequest(BaseModel):
+    action: str = Field(examples=["verify"])
+    note: str | None = Field(default=None, max_length=2000)
+    details: dict[str, Any] | None = None
+
+
+def summary(recommendation: Recommendation) -> RecommendationSummary:
+    return RecommendationSummary(
+        id=recommendation.id,
+        office=recommendation.office_id,
+        region_code=recommendation.region_code,
+        category=recommendation.category,
+        status=recommendation.status,
+        registration_number=recommendation.registration_number,
+        received_at=recommendation.received_at,
+        updated_at=recommendation.updated_at,
+        review_due_on=recommendation.review_due_on,
+        ppk_due_on=recommendation.ppk_due_on,
+    )
+
+
+def detail(
+    recommendation: Recommendation, changes: list[StatusChange], allowed: list[str]
+) -> RecommendationDetail:
+    payload = unverified_payload(recommendation.document)  # verified when it arrived
+    return RecommendationDetail(
+        **summary(recommendation).model_dump(),
+        recommendation=payload["recommendation"],
+        supersedes=payload.get("supersedes"),
+        history=[
+            HistoryEntry(
+                action=change.action,
+                from_status=change.from_status,
+                to_status=change.to_status,
+                at=change.at,
+                actor_office=change.actor_office,
+                actor_user=change.actor_user,
+                note=change.note,
+                details=json.loads(change.details),
+                sequence=change.sequence,
+                applied=change.applied,
+            )
+            for change in changes
+        ],
+        allowed_actions=allowed,
+    )
+
+
+async def verified_from_peer(request: Request, compact: str, typ: str) -> tuple[Verified, str]:
+    """Verify a peer's document with the peer's published keys; a peer whose keys cannot be
+    fetched makes this a 503, so the sender's outbox retries."""
+    try:
+        sender = sender_of(compact)
+        return await request.app.state.peer_keys.verify(compact, sender=sender, typ=typ), sender
+    except PeerUnavailable as exc:
+        raise ServiceUnavailable(exc.reason, headers={"retry-after": "5"}) from None
+    except SignatureError as exc:
+        problem = MalformedRequest if exc.malformed else InvalidSignature
+        raise problem(exc.reason) from None
+
+
+@router.post(
+    "/exchange/v1/envelopes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Acknowledgement,
+    operation_id="receive_envelope",
+    tags=["exchange"],
+)
+async def receive_envelope(request: Request, response: Response) -> Acknowledgement:
+    compact = await read_compact_jws(request)
+    verified, sender = await verified_from_peer(request, compact, documents.ENVELOPE_TYP)
+
+    def hold() -> service.Arrival:
+        with request.app.state.database.session() as session:
+            return service.receive_envelope(
+                session,
+                compact=compact,
+                verified=verified,
+                sender=sender,
+                context=request.app.state.context,
+            )
+
+    arrival = await run_in_threadpool(hold)
+    if not arrival.created:
+        response.status_code = status.HTTP_200_OK
+    return Acknowledgement(acknowledgement=arrival.acknowledgement)
+
+
+@router.post(
+    "/exchange/v1/status-events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Acknowledgement,
+    operation_id="receive_status_event",
+    tags=["exchange"],
+)
+async def receive_status_event(request: Request) -> Acknowledgement:
+    compact = await read_compact_jws(request)
+    verified, sender = await verified_from_peer(request, compact, documents.STATUS_TYP)
+
+    def apply() -> str:
+        with request.app.state.database.session() as session:
+            return service.receive_status_event(
+                session,
+                compact=compact,
+                verified=verified,
+                sender=sender,
+                context=request.app.state.context,
+            )
+
+    return Acknowledgement(acknowledgement=await run_in_threadpool(apply))
+
+
+@router.get(
+    "/v1/recommendations", response_model=RecommendationPage, operation_id="list_recommendations"
+)
+def list_recommendations(
+    caller: CurrentCaller,
+    session: SessionDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    category: str | None = None,
+    region_code: str | None = None,
+    office: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=service.PAGE_LIMIT_MAX)] = 50,
+) -> RecommendationPage:
+    filters = service.Filters(status_, category, region_code, office, since, until)
+    rows, next_cursor = service.page(
+        session, caller=caller, filters=filters, cursor=cursor, limit=limit
+    )
+    return RecommendationPage(items=[summary(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/recommendations/{recommendation_id}",
+    response_model=RecommendationDetail,
+    operation_id="get_recommendation",
+)
+def get_recommendation(
+    recommendation_id: str,
+    caller: CurrentCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+) -> RecommendationDetail:
+    recommendation = service.visible(session, recommendation_id=recommendation_id, caller=caller)
+    response.headers["etag"] = service.etag_of(recommendation)
+    return detail(
+        recommendation,
+        service.history(session, recommendation.id),
+        service.allowed_for(recommendation, caller, request.app.state.settings),
+    )
+
+
+@router.post(
+    "/v1/recommendations/{recommendation_id}/transitions",
+    response_model=RecommendationDetail,
+    operation_id="transition_recommendation",
+)
+def transition_recommendation(
+    recommendation_id: str,
+    body: TransitionRequest,
+    caller: CurrentCaller,
+    request: Request,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> RecommendationDetail:
+    context = request.app.state.context
+    with request.app.state.database.session() as session:
+        recommendation = service.transition(
+            session,
+            recommendation_id=recommendation_id,
+            action=body.action,
+            note=body.note,
+            details=body.details,
+            if_match=if_match,
+            caller=caller,
+            context=context,
+        )
+        changes = service.history(session, recommendation.id)
+    request.app.state.relay_wake()
+    response.headers["etag"] = service.etag_of(recommendation)
+    return detail(
+        recommendation,
+        changes,
+        service.allowed_for(recommendation, caller, request.app.state.settings),
+    )

@@ -1,0 +1,101 @@
+"""The recommendation service's application factory (one codebase, run per tier)."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.recommendation import models, service  # noqa: F401  (models registers the tables)
+from services.recommendation.api import router
+from services.recommendation.settings import RecommendationSettings
+from services.recommendation.totals import router as totals_router
+from shared.api import operations
+from shared.db import Database
+from shared.identity import TrustedIssuer
+from shared.logs import RequestIdMiddleware
+from shared.outbox import OutboxRelay
+from shared.peers import PeerKeys
+from shared.problems import install_problem_handlers
+from shared.signing import KeyPair
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("siapnet.recommendation")
+
+
+def create_app(
+    settings: RecommendationSettings | None = None,
+    *,
+    peer_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """`peer_transport` carries outbox deliveries and key fetches (tests pass an in-process one)."""
+    settings = settings or RecommendationSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.database_url, MIGRATIONS)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(database.upgrade)
+        app.state.database = database
+        app.state.signing_key = KeyPair.load_or_create(settings.key_dir / "signing.pem")
+        app.state.context = service.Context(settings=settings, signing_key=app.state.signing_key)
+        app.state.peer_keys = PeerKeys(settings.peer_url, transport=peer_transport)
+        relay = OutboxRelay(
+            database,
+            resolve=settings.peer_url,
+            policy=settings.retry_policy(),
+            transport=peer_transport,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        app.state.relay = relay
+        app.state.relay_wake = relay.wake
+        tasks = []
+        if settings.relay_enabled:
+            tasks.append(asyncio.create_task(relay.run()))
+        if settings.tier == "national":
+            tasks.append(asyncio.create_task(_overdue_job(app)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            database.dispose()
+
+    title = f"SIAPNET recommendation ({settings.tier})"
+    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.trusted_issuer = TrustedIssuer(
+        settings.identity_jwks_file,
+        issuer=settings.identity_issuer,
+        audience=settings.identity_audience,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(router)
+    app.include_router(totals_router)
+    app.include_router(operations)
+    return app
+
+
+async def _overdue_job(app: FastAPI) -> None:
+    """The system's `mark_overdue`: a PPK follow-up past its due date becomes overdue."""
+    while True:
+        try:
+            marked = await asyncio.to_thread(_mark_overdue, app)
+            if marked:
+                log.info("marked overdue", extra={"count": marked})
+                app.state.relay_wake()
+        except Exception:
+            log.exception("overdue check failed")
+        await asyncio.sleep(app.state.settings.overdue_check_seconds)
+
+
+def _mark_overdue(app: FastAPI) -> int:
+    with app.state.database.session() as session:
+        return service.mark_overdue(session, context=app.state.context)

@@ -1,0 +1,71 @@
+"""HTTP pieces every service shares: a database session per request, the signed-body reader,
+and the operations routes (liveness, readiness, published keys)."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from sqlmodel import Session
+
+from shared.outbox import JOSE_MEDIA_TYPE
+from shared.problems import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from shared.signing import jwks
+
+
+def database_session(request: Request) -> Iterator[Session]:
+    with request.app.state.database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(database_session)]
+
+
+async def read_compact_jws(request: Request) -> str:
+    """The body as a compact JWS: `application/jose`, at most `max_body_bytes`, ASCII."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != JOSE_MEDIA_TYPE:
+        raise UnsupportedMediaType(
+            f"send the compact JWS with Content-Type: {JOSE_MEDIA_TYPE}", accept=JOSE_MEDIA_TYPE
+        )
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"a document may be at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"a document may be at most {limit} bytes")
+    try:
+        return body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise MalformedRequest("a compact JWS is ASCII only") from None
+
+
+operations = APIRouter(tags=["ops"])
+
+
+@operations.get("/.well-known/jwks.json", operation_id="get_jwks")
+def get_jwks(request: Request) -> dict:
+    """This service's public signing keys."""
+    return jwks(request.app.state.signing_key.public_jwk)
+
+
+@operations.get("/healthz", operation_id="get_health")
+def get_health() -> dict:
+    return {"status": "ok"}
+
+
+@operations.get("/readyz", operation_id="get_readiness")
+def get_readiness(request: Request, response: Response) -> dict:
+    """Ready when the database answers and its migrations are at head."""
+    try:
+        at_head = request.app.state.database.at_head()
+    except Exception:
+        at_head = None
+    if not at_head:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["retry-after"] = "5"
+        detail = "database unreachable" if at_head is None else "migrations not at head"
+        return {"status": "unavailable", "detail": detail}
+    return {"status": "ready"}
