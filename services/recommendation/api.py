@@ -190,7 +190,14 @@ def list_recommendations(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=service.PAGE_LIMIT_MAX)] = 50,
 ) -> RecommendationPage:
-    filters = service.Filters(status_, category, region_code, office, since, until)
+    filters = service.checked_filters(
+        status=status_,
+        category=category,
+        region_code=region_code,
+        office=office,
+        since=since,
+        until=until,
+    )
     rows, next_cursor = service.page(
         session, caller=caller, filters=filters, cursor=cursor, limit=limit
     )

@@ -18,6 +18,20 @@ TABLES = (
 )
 
 
+TOTALS_COLUMNS = [
+    "regency_code",
+    "office_id",
+    "category",
+    "status",
+    "position_class",
+    "employment",
+    "election_kind",
+    "election_year",
+    "review_due_on",
+    "ppk_due_on",
+]
+
+
 class Recommendation(SQLModel, table=True):
     """One recommendation as this service holds it. `seq` orders lists stably: it only grows,
     so a page boundary never moves while rows are added."""
@@ -29,6 +43,14 @@ class Recommendation(SQLModel, table=True):
         Index("ix_recommendations_province_seq", "province_code", "seq"),
         Index("ix_recommendations_status_due", "status", "review_due_on"),
         Index("ix_recommendations_received", "received_at"),
+        # Totals read only this index on PostgreSQL: scope and period in the key, every
+        # grouping column included, so the wide document columns are never touched.
+        Index(
+            "ix_recommendations_totals",
+            "province_code",
+            "received_at",
+            postgresql_include=TOTALS_COLUMNS,
+        ),
     )
 
     seq: int | None = Field(default=None, primary_key=True)

@@ -20,11 +20,10 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session
 
 from services.recommendation.models import Recommendation
-from services.recommendation.service import WIB, Filters, filtered, in_scope, today
+from services.recommendation.service import Filters, checked_filters, filtered, in_scope, today
 from services.recommendation.settings import RecommendationSettings
 from shared import regions
 from shared.api import SessionDep
-from shared.codes import Category
 from shared.identity import Caller, CurrentCaller
 from shared.lifecycle import Status
 from shared.problems import Forbidden, InvalidFields
@@ -335,48 +334,6 @@ def parse_groupings(values: list[str]) -> list[Grouping]:
             ],
         )
     return list(dict.fromkeys(Grouping(name) for name in names))
-
-
-def checked_filters(
-    *,
-    status: str | None = None,
-    category: str | None = None,
-    region_code: str | None = None,
-    office: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Filters:
-    """The filters, refused when they name no known code: a misspelt one would otherwise count
-    nothing and pass for an all-clear. A time without a zone is taken as WIB."""
-    errors = []
-    if status is not None and status not in {code.value for code in Status}:
-        errors.append(_unknown("status", ", ".join(Status)))
-    if category is not None and category not in {code.value for code in Category}:
-        errors.append(_unknown("category", ", ".join(Category)))
-    if region_code is not None and regions.region(region_code) is None:
-        errors.append(_unknown("region_code", "a Kemendagri region code such as 36.01"))
-    if office is not None and regions.office(office) is None:
-        errors.append(_unknown("office", "an office id such as bawaslu-36.01"))
-    if errors:
-        raise InvalidFields("Some filters name no known code.", errors=errors)
-    return Filters(
-        status=status,
-        category=category,
-        region_code=region_code,
-        office=office,
-        since=_zoned(since),
-        until=_zoned(until),
-    )
-
-
-def _unknown(field: str, expected: str) -> dict[str, str]:
-    return {"field": field, "message": f"unknown {field}; expected {expected}", "type": "enum"}
-
-
-def _zoned(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=WIB)
 
 
 def wants_csv(accept: str | None) -> bool:

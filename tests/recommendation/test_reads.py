@@ -121,3 +121,17 @@ async def test_every_service_keeps_an_audit_chain_that_finds_a_modified_row(syst
         broken = audit.verify_chain(session)
 
     assert broken is not None and broken.entry_id == 2
+
+
+async def test_list_filters_name_known_codes_and_read_zoneless_times_as_wib(system):
+    rec = await system.submitted(await system.office())
+    headers = system.as_office("bawaslu-36")
+
+    zoneless = await system.province.get(
+        "/v1/recommendations?since=2024-11-01T00:00:00", headers=headers
+    )
+    unknown = await system.province.get("/v1/recommendations?category=bad_vibes", headers=headers)
+
+    assert [item["id"] for item in zoneless.json()["items"]] == [rec]
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "category"
