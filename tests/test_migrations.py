@@ -6,10 +6,15 @@ import pytest
 from sqlalchemy import inspect
 
 from services.intake import models as intake_models
+from services.gateway import models as gateway_models
 from services.recommendation import models as recommendation_models
 from shared.db import Database
 
-SERVICES = {"intake": intake_models.TABLES, "recommendation": recommendation_models.TABLES}
+SERVICES = {
+    "gateway": gateway_models.TABLES,
+    "intake": intake_models.TABLES,
+    "recommendation": recommendation_models.TABLES,
+}
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,0 +1,572 @@
+"""The public HTTP contract of DESIGN §5. Thin: each route checks who is calling and what they may
+do, then hands the call to the service that owns the data (`routing`) or to `accounts`."""
+
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from services.gateway import accounts
+from services.gateway.models import Account
+from services.gateway.routing import Upstreams, merge_totals, relayed
+from shared import regions
+from shared.api import SessionDep, read_compact_jws
+from shared.identity import Caller, current_caller
+from shared.problems import (
+    Forbidden,
+    InvalidFields,
+    MalformedRequest,
+    RateLimited,
+    UnsupportedMediaType,
+)
+from shared.signing import jwks
+
+router = APIRouter()
+
+WRITERS = frozenset({"officer", "supervisor", "liaison"})
+FORM = "application/x-www-form-urlencoded"
+
+
+def upstreams(request: Request) -> Upstreams:
+    return request.app.state.upstreams
+
+
+def limited_caller(request: Request, caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """The caller, if its token is valid and it has requests left this minute."""
+    wait = request.app.state.rate_limiter.take(f"sub:{caller.subject}")
+    if wait is not None:
+        raise RateLimited(
+            "too many requests; slow down",
+            headers={"retry-after": request.app.state.rate_limiter.retry_after(wait)},
+        )
+    return caller
+
+
+Caller_ = Annotated[Caller, Depends(limited_caller)]
+UpstreamsDep = Annotated[Upstreams, Depends(upstreams)]
+
+
+def writer(caller: Caller) -> Caller:
+    if not WRITERS & caller.roles:
+        raise Forbidden("your roles let you read, not change, recommendations")
+    return caller
+
+
+def admin(caller: Caller) -> Caller:
+    if "admin" not in caller.roles:
+        raise Forbidden("this needs the admin role")
+    return caller
+
+
+# --- accounts and tokens ----------------------------------------------------------------------
+
+
+class TokenAnswer(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int = Field(description="seconds the access token lives")
+    refresh_token: str | None = Field(
+        default=None, description="absent for client_credentials; rotates on every use"
+    )
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM:
+        raise UnsupportedMediaType(f"send the form as {FORM}", accept=FORM)
+    body = await request.body()
+    if len(body) > 8192:
+        raise MalformedRequest("the form is too large")
+    try:
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=False, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedRequest("the form could not be read") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _anonymous_limit(request: Request) -> None:
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.rate_limiter.take(f"ip:{client}")
+    if wait is not None:
+        raise RateLimited(
+            "too many requests; slow down",
+            headers={"retry-after": request.app.state.rate_limiter.retry_after(wait)},
+        )
+
+
+TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {
+                            "type": "string",
+                            "enum": ["password", "client_credentials", "refresh_token"],
+                        },
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                        "refresh_token": {"type": "string"},
+                    },
+                },
+                "example": {
+                    "grant_type": "password",
+                    "username": "bawaslu-36.01",
+                    "password": "…",
+                },
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/auth/token",
+    response_model=TokenAnswer,
+    operation_id="issue_token",
+    tags=["auth"],
+    openapi_extra=TOKEN_FORM,
+)
+async def issue_token(request: Request) -> TokenAnswer:
+    """OAuth2 token endpoint: password, client_credentials or refresh_token grant."""
+    _anonymous_limit(request)
+    form = await read_form(request)
+    grant = form.get("grant_type")
+    settings, key = request.app.state.settings, request.app.state.signing_key
+
+    def grant_tokens() -> accounts.Tokens:
+        with request.app.state.database.session() as session:
+            if grant == "password":
+                return accounts.password_grant(
+                    session,
+                    username=form.get("username", ""),
+                    password=form.get("password", ""),
+                    kind="user",
+                    settings=settings,
+                    key=key,
+                )
+            if grant == "client_credentials":
+                return accounts.password_grant(
+                    session,
+                    username=form.get("client_id", ""),
+                    password=form.get("client_secret", ""),
+                    kind="client",
+                    settings=settings,
+                    key=key,
+                )
+            if grant == "refresh_token":
+                return accounts.refresh_grant(
+                    session,
+                    refresh_token=form.get("refresh_token", ""),
+                    settings=settings,
+                    key=key,
+                )
+            raise accounts.UnsupportedGrant(
+                "grant_type is password, client_credentials or refresh_token",
+                error="unsupported_grant_type",
+            )
+
+    tokens = await run_in_threadpool(grant_tokens)
+    return TokenAnswer(
+        access_token=tokens.access_token,
+        expires_in=tokens.expires_in,
+        refresh_token=tokens.refresh_token,
+    )
+
+
+@router.post(
+    "/v1/auth/revoke",
+    status_code=status.HTTP_200_OK,
+    operation_id="revoke_token",
+    tags=["auth"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def revoke_token(request: Request, session: SessionDep) -> dict:
+    """Log out: the refresh token and every token rotated from it stop working (RFC 7009)."""
+    _anonymous_limit(request)
+    form = await read_form(request)
+    accounts.revoke(session, refresh_token=form.get("token", ""))
+    return {"revoked": True}
+
+
+class Me(BaseModel):
+    username: str
+    office: str
+    office_name: str
+    tier: str
+    jurisdiction: str | None = Field(description="region code the office covers; null = all")
+    roles: list[str]
+
+
+@router.get("/v1/me", response_model=Me, operation_id="get_me", tags=["auth"])
+def get_me(caller: Caller_) -> Me:
+    office = caller.office
+    return Me(
+        username=caller.subject,
+        office=office.id,
+        office_name=office.name,
+        tier=office.tier,
+        jurisdiction=None if office.region is None else office.region.code,
+        roles=sorted(caller.roles),
+    )
+
+
+class AccountCreation(BaseModel):
+    username: str = Field(examples=["petugas-pandeglang"])
+    office: str = Field(examples=["bawaslu-36.01"])
+    roles: list[str] = Field(examples=[["officer"]])
+    password: str = Field(description="at least 12 characters; a client's secret for clients")
+    kind: str = Field(default="user", description="user, or client for client_credentials")
+
+
+class AccountView(BaseModel):
+    username: str
+    kind: str
+    office: str
+    roles: list[str]
+    disabled: bool
+    locked: bool
+
+
+def _view(account: Account) -> AccountView:
+    from shared.db import utcnow
+
+    return AccountView(
+        username=account.username,
+        kind=account.kind,
+        office=account.office_id,
+        roles=account.role_list,
+        disabled=account.disabled,
+        locked=account.locked_until is not None and account.locked_until > utcnow(),
+    )
+
+
+@router.post(
+    "/v1/accounts",
+    status_code=201,
+    response_model=AccountView,
+    operation_id="create_account",
+    tags=["accounts"],
+)
+def create_account(body: AccountCreation, caller: Caller_, session: SessionDep) -> AccountView:
+    admin(caller)
+    return _view(
+        accounts.create_account(
+            session,
+            username=body.username,
+            office_id=body.office,
+            roles=body.roles,
+            secret=body.password,
+            kind=body.kind,
+        )
+    )
+
+
+@router.get(
+    "/v1/accounts",
+    response_model=list[AccountView],
+    operation_id="list_accounts",
+    tags=["accounts"],
+)
+def list_accounts(
+    caller: Caller_, session: SessionDep, office: str | None = None
+) -> list[AccountView]:
+    admin(caller)
+    return [_view(a) for a in accounts.accounts_of(session, office_id=office)]
+
+
+@router.post(
+    "/v1/accounts/{username}/disable",
+    response_model=AccountView,
+    operation_id="disable_account",
+    tags=["accounts"],
+)
+def disable_account(username: str, caller: Caller_, session: SessionDep) -> AccountView:
+    admin(caller)
+    return _view(accounts.set_disabled(session, username=username, disabled=True))
+
+
+@router.post(
+    "/v1/accounts/{username}/enable",
+    response_model=AccountView,
+    operation_id="enable_account",
+    tags=["accounts"],
+)
+def enable_account(username: str, caller: Caller_, session: SessionDep) -> AccountView:
+    admin(caller)
+    return _view(accounts.set_disabled(session, username=username, disabled=False))
+
+
+# --- recommendations --------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/recommendations",
+    status_code=201,
+    operation_id="submit_recommendation",
+    tags=["recommendations"],
+)
+async def submit_recommendation(
+    request: Request, caller: Caller_, upstream: UpstreamsDep
+) -> Response:
+    """Submit a signed recommendation (compact JWS, `application/jose`). Intake checks that it is
+    signed by the caller's own office (403 otherwise)."""
+    writer(caller)
+    if caller.office.tier is regions.Tier.national:
+        raise Forbidden("recommendations start at a regency or province office")
+    body = await read_compact_jws(request)
+    answer = await upstream.call(
+        "POST", upstream.settings.intake_url, "/v1/documents", request, content=body.encode()
+    )
+    return relayed(answer)
+
+
+@router.get("/v1/recommendations", operation_id="list_recommendations", tags=["recommendations"])
+async def list_recommendations(
+    request: Request, caller: Caller_, upstream: UpstreamsDep
+) -> Response:
+    """Recommendations in the caller's jurisdiction, newest first, in cursor pages."""
+    return relayed(
+        await upstream.call(
+            "GET",
+            upstream.recommendations_for(caller),
+            "/v1/recommendations",
+            request,
+            params=request.query_params,
+        )
+    )
+
+
+@router.get(
+    "/v1/recommendations/{recommendation_id}",
+    operation_id="get_recommendation",
+    tags=["recommendations"],
+)
+async def get_recommendation(
+    recommendation_id: str, request: Request, caller: Caller_, upstream: UpstreamsDep
+) -> Response:
+    """The freshest copy for the caller: its tier's service; for national, a recommendation not
+    yet forwarded comes from the province holding it; right after submission, from intake
+    (status `received`)."""
+    path = f"/v1/recommendations/{recommendation_id}"
+    answer = await upstream.call("GET", upstream.recommendations_for(caller), path, request)
+    if answer.status_code != 404:
+        return relayed(answer)
+    at_intake = await upstream.call(
+        "GET", upstream.settings.intake_url, f"/v1/documents/{recommendation_id}", request
+    )
+    if at_intake.status_code != 200:
+        return relayed(answer)
+    state = at_intake.json()
+    office = regions.office(state["office"])
+    if caller.office.tier is regions.Tier.national and office is not None:
+        province_url = upstream.settings.province_url(office.province_code or "")
+        at_province = await upstream.call("GET", province_url, path, request)
+        if at_province.status_code == 200:
+            return relayed(at_province)
+    return JSONResponse(_received(state))
+
+
+def _received(state: dict[str, Any]) -> dict[str, Any]:
+    """What intake knows of a document the province does not hold yet."""
+    return {
+        "id": state["document_id"],
+        "office": state["office"],
+        "status": state["status"],
+        "registration_number": state["registration_number"],
+        "received_at": state["received_at"],
+        "supersedes": state["supersedes"],
+        "history": [],
+        "allowed_actions": [],
+    }
+
+
+class TransitionRequest(BaseModel):
+    action: str = Field(examples=["verify"])
+    note: str | None = Field(default=None, max_length=2000)
+    details: dict[str, Any] | None = Field(default=None, examples=[{"reason": "…"}])
+
+
+@router.post(
+    "/v1/recommendations/{recommendation_id}/transitions",
+    operation_id="transition_recommendation",
+    tags=["recommendations"],
+)
+async def transition_recommendation(
+    recommendation_id: str,
+    body: TransitionRequest,
+    request: Request,
+    caller: Caller_,
+    upstream: UpstreamsDep,
+) -> Response:
+    """Take a lifecycle action with `If-Match: <etag>`; the lifecycle table decides which tier
+    may take it (409 lists the allowed actions)."""
+    writer(caller)
+    return relayed(
+        await upstream.call(
+            "POST",
+            upstream.recommendations_for(caller),
+            f"/v1/recommendations/{recommendation_id}/transitions",
+            request,
+            content=body.model_dump_json().encode(),
+            headers={"content-type": "application/json"},
+        )
+    )
+
+
+@router.get("/v1/stats", operation_id="get_stats", tags=["totals"])
+async def get_stats(
+    request: Request,
+    caller: Caller_,
+    upstream: UpstreamsDep,
+    include: Annotated[str | None, Query(description="`provinces`: the whole country")] = None,
+) -> Response:
+    """Totals from the caller's tier; for national, `include=provinces` adds up every province
+    service's totals into a whole-country view (JSON)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "include"]
+    if include is not None:
+        if include != "provinces":
+            raise InvalidFields(
+                "include takes `provinces`",
+                errors=[{"field": "include", "message": "only `provinces`", "type": "enum"}],
+            )
+        if caller.office.tier is not regions.Tier.national:
+            raise Forbidden("the whole-country view is for the national office")
+        return JSONResponse(
+            merge_totals(await upstream.province_totals(request, "/v1/stats", params))
+        )
+    return relayed(
+        await upstream.call(
+            "GET", upstream.recommendations_for(caller), "/v1/stats", request, params=params
+        )
+    )
+
+
+@router.get("/v1/stats/vulnerability", operation_id="get_vulnerability", tags=["totals"])
+async def get_vulnerability(request: Request, caller: Caller_, upstream: UpstreamsDep) -> Response:
+    """Per region: cases, a 0-100 score (the most vulnerable = 100) and a zone."""
+    return relayed(
+        await upstream.call(
+            "GET",
+            upstream.recommendations_for(caller),
+            "/v1/stats/vulnerability",
+            request,
+            params=request.query_params,
+        )
+    )
+
+
+@router.get("/v1/receipts/{document_id}", operation_id="get_receipt", tags=["recommendations"])
+async def get_receipt(
+    document_id: str, request: Request, caller: Caller_, upstream: UpstreamsDep
+) -> Response:
+    """The signed receipt, for the submitting office and the offices above it."""
+    return relayed(
+        await upstream.call(
+            "GET", upstream.settings.intake_url, f"/v1/receipts/{document_id}", request
+        )
+    )
+
+
+class KeyRegistration(BaseModel):
+    jwk: dict[str, Any] = Field(
+        examples=[{"kty": "EC", "crv": "P-256", "x": "…", "y": "…"}],
+        description="the office's public EC P-256 key",
+    )
+
+
+@router.post(
+    "/v1/offices/{office_id}/keys",
+    status_code=201,
+    operation_id="register_office_key",
+    tags=["office keys"],
+)
+async def register_office_key(
+    office_id: str,
+    body: KeyRegistration,
+    request: Request,
+    caller: Caller_,
+    upstream: UpstreamsDep,
+) -> Response:
+    admin(caller)
+    return relayed(
+        await upstream.call(
+            "POST",
+            upstream.settings.intake_url,
+            f"/v1/offices/{office_id}/keys",
+            request,
+            content=body.model_dump_json().encode(),
+            headers={"content-type": "application/json"},
+        )
+    )
+
+
+@router.get("/v1/offices/{office_id}/keys", operation_id="list_office_keys", tags=["office keys"])
+async def list_office_keys(
+    office_id: str, request: Request, caller: Caller_, upstream: UpstreamsDep
+) -> Response:
+    return relayed(
+        await upstream.call(
+            "GET", upstream.settings.intake_url, f"/v1/offices/{office_id}/keys", request
+        )
+    )
+
+
+@router.post(
+    "/v1/offices/{office_id}/keys/{kid}/retire",
+    operation_id="retire_office_key",
+    tags=["office keys"],
+)
+async def retire_office_key(
+    office_id: str, kid: str, request: Request, caller: Caller_, upstream: UpstreamsDep
+) -> Response:
+    admin(caller)
+    return relayed(
+        await upstream.call(
+            "POST",
+            upstream.settings.intake_url,
+            f"/v1/offices/{office_id}/keys/{kid}/retire",
+            request,
+        )
+    )
+
+
+@router.get("/.well-known/jwks.json", operation_id="get_jwks", tags=["ops"])
+async def get_jwks(request: Request, upstream: UpstreamsDep) -> dict:
+    """Every service's public keys: the gateway's token key, intake's receipts and envelopes,
+    each recommendation service's envelopes and status events."""
+    keys = {key["kid"]: key for key in jwks(request.app.state.signing_key.public_jwk)["keys"]}
+    urls = [
+        upstream.settings.intake_url,
+        upstream.settings.national_url,
+        *upstream.settings.province_urls(),
+    ]
+    for url in urls:
+        try:
+            answer = await upstream.call("GET", url, "/.well-known/jwks.json", request)
+            for key in answer.json().get("keys", []):
+                keys.setdefault(key["kid"], key)
+        except Exception:  # a service that is down publishes nothing this time
+            continue
+    return {"keys": list(keys.values())}
