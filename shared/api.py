@@ -1,14 +1,15 @@
 """HTTP pieces every service shares: a database session per request, the signed-body reader,
-and the operations routes (liveness, readiness, published keys)."""
+and the operations routes (liveness, readiness, published keys, metrics)."""
 
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 
 from shared.outbox import JOSE_MEDIA_TYPE
-from shared.problems import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from shared.problems import MalformedRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.signing import jwks
 
 
@@ -69,3 +70,12 @@ def get_readiness(request: Request, response: Response) -> dict:
         detail = "database unreachable" if at_head is None else "migrations not at head"
         return {"status": "unavailable", "detail": detail}
     return {"status": "ready"}
+
+
+@operations.get("/metrics", operation_id="get_metrics", include_in_schema=False)
+def get_metrics(request: Request) -> Response:
+    """Prometheus metrics of this service alone (see shared.metrics)."""
+    registry = getattr(request.app.state, "metrics", None)
+    if registry is None:
+        raise NotFound("this service exports no metrics")
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from services.intake import models as intake_models
 from services.gateway import models as gateway_models
+from services.intake import models as intake_models
 from services.recommendation import models as recommendation_models
 from shared.db import Database
 

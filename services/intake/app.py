@@ -17,6 +17,7 @@ from shared.db import Database
 from shared.documents import province_service
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
+from shared.metrics import install_metrics
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
 from shared.problems import install_problem_handlers
@@ -76,6 +77,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    install_metrics(app, "intake")
     app.include_router(router)
     app.include_router(operations)
     return app

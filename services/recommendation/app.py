@@ -18,6 +18,7 @@ from shared.api import operations
 from shared.db import Database
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
+from shared.metrics import install_metrics
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
 from shared.problems import install_problem_handlers
@@ -77,6 +78,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    install_metrics(app, f"recommendation-{settings.tier}")
     app.include_router(router)
     app.include_router(totals_router)
     app.include_router(operations)

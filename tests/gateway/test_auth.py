@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from shared.identity import mint_access_token
-from shared.signing import KeyPair, b64url_encode
+from shared.signing import KeyPair, b64url_decode, b64url_encode
 from tests.gateway.conftest import PASSWORD
 
 pytestmark = pytest.mark.anyio
@@ -130,8 +130,9 @@ async def test_tampered_expired_and_algorithm_confused_tokens_are_refused(front,
     headers = await front.headers_for("bawaslu-36")
     token = headers["authorization"].removeprefix("Bearer ")
     head, body, signature = token.split(".")
-    claims = json.loads(__import__("base64").urlsafe_b64decode(body + "=="))
-    tampered = f"{head}.{b64url_encode(json.dumps({**claims, 'office': 'bawaslu-ri'}).encode())}.{signature}"
+    claims = json.loads(b64url_decode(body))
+    promoted = b64url_encode(json.dumps({**claims, "office": "bawaslu-ri"}).encode())
+    tampered = f"{head}.{promoted}.{signature}"
     expired = mint_access_token(
         identity_key,
         subject="x",
