@@ -44,9 +44,10 @@ async def read_compact_jws(request: Request) -> str:
 
 
 operations = APIRouter(tags=["ops"])
+published_keys = APIRouter(tags=["ops"])
 
 
-@operations.get("/.well-known/jwks.json", operation_id="get_jwks")
+@published_keys.get("/.well-known/jwks.json", operation_id="get_jwks")
 def get_jwks(request: Request) -> dict:
     """This service's public signing keys."""
     return jwks(request.app.state.signing_key.public_jwk)

@@ -120,7 +120,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
-    app.include_router(operations)  # after ours: the gateway's JWKS route is the merged one
+    app.include_router(operations)
     return app
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from services.intake import models  # noqa: F401  (registers the tables)
 from services.intake.api import router
 from services.intake.settings import IntakeSettings
-from shared.api import operations
+from shared.api import operations, published_keys
 from shared.db import Database
 from shared.documents import province_service
 from shared.identity import TrustedIssuer
@@ -80,6 +80,7 @@ def create_app(
     install_metrics(app, "intake")
     app.include_router(router)
     app.include_router(operations)
+    app.include_router(published_keys)
     return app
 
 

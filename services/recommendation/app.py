@@ -14,7 +14,7 @@ from services.recommendation import models, service  # noqa: F401  (models regis
 from services.recommendation.api import router
 from services.recommendation.settings import RecommendationSettings
 from services.recommendation.totals import router as totals_router
-from shared.api import operations
+from shared.api import operations, published_keys
 from shared.db import Database
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
@@ -82,6 +82,7 @@ def create_app(
     app.include_router(router)
     app.include_router(totals_router)
     app.include_router(operations)
+    app.include_router(published_keys)
     return app
 
 
