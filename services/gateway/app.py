@@ -20,6 +20,7 @@ from shared.api import operations
 from shared.db import Database
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
+from shared.metrics import install_metrics
 from shared.problems import install_problem_handlers
 from shared.signing import KeyPair, jwks
 
@@ -119,6 +120,7 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestIdMiddleware)
+    install_metrics(app, "gateway")
     app.include_router(router)
     app.include_router(operations)
     return app

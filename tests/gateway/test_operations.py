@@ -101,3 +101,15 @@ async def test_the_openapi_description_names_every_operation(front):
         "retire_office_key",
         "get_jwks",
     } <= operations
+
+
+async def test_the_gateway_exports_its_metrics(front):
+    headers = await front.headers_for("bawaslu-36")
+    await front.gateway.get(
+        "/v1/recommendations/00000000-0000-4000-8000-000000000000", headers=headers
+    )
+
+    text = (await front.gateway.get("/metrics")).text
+
+    assert 'route="/v1/recommendations/{recommendation_id}"' in text
+    assert 'service="gateway"' in text

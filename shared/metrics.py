@@ -1,0 +1,150 @@
+"""Prometheus metrics for one service: requests by route template and status, their latency, and
+the outbox's depth, read when /metrics is scraped.
+
+Each app keeps its own registry on `app.state.metrics`, so several apps in one process (the tests,
+the gateway beside a service) never mix their counts. Requests are labelled by the route template,
+never the raw path: ids in a path would multiply the series and could carry data.
+"""
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+try:
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # FastAPI < 0.137.2 copies included routes whole, prefixes and all
+
+    def iter_route_contexts(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+        return iter(routes)
+
+
+log = logging.getLogger("siapnet.metrics")
+
+UNMATCHED = "unmatched"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Any other method a client invents is counted as OTHER, so it cannot mint new series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
+    """Give `app` its own registry, the request metrics middleware and the outbox gauges."""
+    registry = CollectorRegistry()
+    requests = Counter(
+        "siapnet_http_requests",
+        "HTTP requests answered, by route template and status.",
+        ["service", "method", "route", "status"],
+        registry=registry,
+    )
+    duration = Histogram(
+        "siapnet_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template.",
+        ["service", "method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    registry.register(OutboxDepth(app, service))
+    app.state.metrics = registry
+    app.add_middleware(
+        RequestMetricsMiddleware, service=service, requests=requests, duration=duration, root=app
+    )
+    return registry
+
+
+def route_template(root: FastAPI, scope: Scope) -> str:
+    """The template of the route that answered, e.g. `/v1/documents/{document_id}`."""
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    # FastAPI puts the route as declared in scope["route"], without its include_router prefixes;
+    # the app's route contexts carry the full template.
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    for context in iter_route_contexts(root.routes):
+        if getattr(context, "original_route", context) is route and context.path_regex.match(path):
+            return context.path_format
+    return getattr(route, "path_format", UNMATCHED)
+
+
+class RequestMetricsMiddleware:
+    """Count and time every HTTP request, labelled by method, route template and status."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        requests: Counter,
+        duration: Histogram,
+        root: FastAPI,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.requests = requests
+        self.duration = duration
+        self.root = root
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            route = route_template(self.root, scope)
+            self.requests.labels(self.service, method, route, str(status)).inc()
+            self.duration.labels(self.service, method, route).observe(elapsed)
+
+
+class OutboxDepth:
+    """Pending and failed outbox messages, counted when /metrics is scraped."""
+
+    def __init__(self, app: FastAPI, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return self._families()
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        pending, failed = families = self._families()
+        relay = getattr(self.app.state, "relay", None)
+        if relay is None:
+            return families
+        try:
+            depth = relay.depth()
+        except SQLAlchemyError as exc:
+            # A scrape must still answer while the database is away; /readyz reports that.
+            log.warning("outbox depth unavailable", extra={"error": type(exc).__name__})
+            return families
+        pending.add_metric([self.service], depth["pending"])
+        failed.add_metric([self.service], depth["failed"])
+        return families
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "siapnet_outbox_pending",
+                "Outbox messages waiting to be delivered.",
+                labels=["service"],
+            ),
+            GaugeMetricFamily(
+                "siapnet_outbox_failed", "Outbox messages given up on.", labels=["service"]
+            ),
+        ]
