@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from shared.outbox import JOSE_MEDIA_TYPE
 from shared.problems import MalformedRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.schemas import Health, JsonWebKeySet, Readiness
 from shared.signing import jwks
 
 
@@ -47,18 +48,31 @@ operations = APIRouter(tags=["ops"])
 published_keys = APIRouter(tags=["ops"])
 
 
-@published_keys.get("/.well-known/jwks.json", operation_id="get_jwks")
+@published_keys.get(
+    "/.well-known/jwks.json",
+    response_model=JsonWebKeySet,
+    operation_id="get_jwks",
+    summary="This service's public signing keys",
+)
 def get_jwks(request: Request) -> dict:
     """This service's public signing keys."""
     return jwks(request.app.state.signing_key.public_jwk)
 
 
-@operations.get("/healthz", operation_id="get_health")
+@operations.get("/healthz", response_model=Health, operation_id="get_health", summary="Liveness")
 def get_health() -> dict:
+    """Answers while the process runs."""
     return {"status": "ok"}
 
 
-@operations.get("/readyz", operation_id="get_readiness")
+@operations.get(
+    "/readyz",
+    response_model=Readiness,
+    response_model_exclude_none=True,
+    operation_id="get_readiness",
+    summary="Readiness",
+    responses={503: {"model": Readiness, "description": "Not ready; try again shortly"}},
+)
 def get_readiness(request: Request, response: Response) -> dict:
     """Ready when the database answers and its migrations are at head."""
     try:

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,10 +38,14 @@ class LoginRefused(Problem):
     """OAuth2's invalid_grant / invalid_client, as problem+json (RFC 6749 §5.2 codes kept)."""
 
     status, slug, title = 401, "login-refused", "The credentials were refused"
+    example = "unknown account or wrong secret"
+    example_members: ClassVar[dict[str, Any]] = {"error": "invalid_grant"}
 
 
 class UnsupportedGrant(Problem):
     status, slug, title = 400, "unsupported-grant-type", "Unsupported grant_type"
+    example = "grant_type is password, client_credentials or refresh_token"
+    example_members: ClassVar[dict[str, Any]] = {"error": "unsupported_grant_type"}
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,86 @@
 """The public HTTP contract of DESIGN §5. Thin: each route checks who is calling and what they may
 do, then hands the call to the service that owns the data (`routing`) or to `accounts`."""
 
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway import accounts
 from services.gateway.models import Account
+from services.gateway.openapi import (
+    ETAG_HEADER,
+    FORM,
+    IF_MATCH,
+    LIST_PARAMETERS,
+    REVOCATION_FORM,
+    SIGNED_RECOMMENDATION,
+    STATS_PARAMETERS,
+    TOKEN_FORM,
+    VULNERABILITY_PARAMETERS,
+    bearer,
+)
 from services.gateway.routing import Upstreams, merge_totals, relayed
 from shared import regions
 from shared.api import SessionDep, read_compact_jws
 from shared.identity import Caller, current_caller
 from shared.problems import (
+    Conflict,
+    DocumentIdReused,
     Forbidden,
     InvalidFields,
+    InvalidSignature,
     MalformedRequest,
+    NotFound,
+    OutOfJurisdiction,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
     RateLimited,
+    ServiceUnavailable,
+    Unauthenticated,
     UnsupportedMediaType,
+    problem_responses,
+)
+from shared.schemas import (
+    DOCUMENT_ID,
+    REGISTRATION_NUMBER,
+    TOTALS,
+    HistoryEntry,
+    JsonWebKeySet,
+    KeyRegistration,
+    RecommendationDetail,
+    RecommendationPage,
+    RegisteredKey,
+    SubmissionAnswer,
+    Totals,
+    TransitionRequest,
+    Vulnerability,
 )
 from shared.signing import jwks
 
 router = APIRouter()
 
 WRITERS = frozenset({"officer", "supervisor", "liaison"})
-FORM = "application/x-www-form-urlencoded"
+# What every route that needs a token can answer besides its own refusals.
+SIGNED_IN = (Unauthenticated, RateLimited)
+# ... and every route that asks a service behind the gateway.
+RELAYED = (*SIGNED_IN, ServiceUnavailable)
 
 
 def upstreams(request: Request) -> Upstreams:
     return request.app.state.upstreams
 
 
-def limited_caller(request: Request, caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+def limited_caller(
+    request: Request,
+    caller: Annotated[Caller, Depends(current_caller)],
+    _scheme: Annotated[str | None, Security(bearer)],
+) -> Caller:
     """The caller, if its token is valid and it has requests left this minute."""
     wait = request.app.state.rate_limiter.take(f"sub:{caller.subject}")
     if wait is not None:
@@ -65,7 +111,21 @@ def admin(caller: Caller) -> Caller:
 
 
 class TokenAnswer(BaseModel):
-    access_token: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6ImF0K2p3dCJ9…",
+                    "token_type": "Bearer",
+                    "expires_in": 900,
+                    "refresh_token": "b2c7e3f0-5a61-4d2e-8c9b-0e1f2a3b4c5d."
+                    "q8V2tYx0b3Jc5m1NfGz7wKpA4sLr9eHu-3kTnWbZ1yQc",
+                }
+            ]
+        }
+    )
+
+    access_token: str = Field(description="a short-lived ES256 JWT")
     token_type: str = "Bearer"
     expires_in: int = Field(description="seconds the access token lives")
     refresh_token: str | None = Field(
@@ -97,42 +157,19 @@ def _anonymous_limit(request: Request) -> None:
         )
 
 
-TOKEN_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["grant_type"],
-                    "properties": {
-                        "grant_type": {
-                            "type": "string",
-                            "enum": ["password", "client_credentials", "refresh_token"],
-                        },
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                        "refresh_token": {"type": "string"},
-                    },
-                },
-                "example": {
-                    "grant_type": "password",
-                    "username": "bawaslu-36.01",
-                    "password": "…",
-                },
-            }
-        },
-    }
-}
-
-
 @router.post(
     "/v1/auth/token",
     response_model=TokenAnswer,
     operation_id="issue_token",
     tags=["auth"],
+    summary="Get an access token",
+    responses=problem_responses(
+        MalformedRequest,
+        accounts.UnsupportedGrant,
+        accounts.LoginRefused,
+        UnsupportedMediaType,
+        RateLimited,
+    ),
     openapi_extra=TOKEN_FORM,
 )
 async def issue_token(request: Request) -> TokenAnswer:
@@ -182,45 +219,62 @@ async def issue_token(request: Request) -> TokenAnswer:
     )
 
 
+class Revocation(BaseModel):
+    revoked: bool = Field(examples=[True])
+
+
 @router.post(
     "/v1/auth/revoke",
     status_code=status.HTTP_200_OK,
+    response_model=Revocation,
     operation_id="revoke_token",
     tags=["auth"],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                FORM: {
-                    "schema": {
-                        "type": "object",
-                        "required": ["token"],
-                        "properties": {"token": {"type": "string"}},
-                    }
-                }
-            },
-        }
-    },
+    summary="Log out: revoke a refresh token",
+    responses=problem_responses(MalformedRequest, UnsupportedMediaType, RateLimited),
+    openapi_extra=REVOCATION_FORM,
 )
-async def revoke_token(request: Request, session: SessionDep) -> dict:
+async def revoke_token(request: Request, session: SessionDep) -> Revocation:
     """Log out: the refresh token and every token rotated from it stop working (RFC 7009)."""
     _anonymous_limit(request)
     form = await read_form(request)
     accounts.revoke(session, refresh_token=form.get("token", ""))
-    return {"revoked": True}
+    return Revocation(revoked=True)
 
 
 class Me(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "petugas-pandeglang",
+                    "office": "bawaslu-36.01",
+                    "office_name": "Bawaslu Kabupaten Pandeglang",
+                    "tier": "regency",
+                    "jurisdiction": "36.01",
+                    "roles": ["officer"],
+                }
+            ]
+        }
+    )
+
     username: str
     office: str
     office_name: str
-    tier: str
+    tier: regions.Tier
     jurisdiction: str | None = Field(description="region code the office covers; null = all")
     roles: list[str]
 
 
-@router.get("/v1/me", response_model=Me, operation_id="get_me", tags=["auth"])
+@router.get(
+    "/v1/me",
+    response_model=Me,
+    operation_id="get_me",
+    tags=["auth"],
+    summary="Who the caller is",
+    responses=problem_responses(*SIGNED_IN),
+)
 def get_me(caller: Caller_) -> Me:
+    """The caller's office, tier, jurisdiction and roles, from its access token."""
     office = caller.office
     return Me(
         username=caller.subject,
@@ -241,6 +295,21 @@ class AccountCreation(BaseModel):
 
 
 class AccountView(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "petugas-pandeglang",
+                    "kind": "user",
+                    "office": "bawaslu-36.01",
+                    "roles": ["officer"],
+                    "disabled": False,
+                    "locked": False,
+                }
+            ]
+        }
+    )
+
     username: str
     kind: str
     office: str
@@ -268,8 +337,11 @@ def _view(account: Account) -> AccountView:
     response_model=AccountView,
     operation_id="create_account",
     tags=["accounts"],
+    summary="Create an account",
+    responses=problem_responses(*SIGNED_IN, Forbidden, Conflict, InvalidFields),
 )
 def create_account(body: AccountCreation, caller: Caller_, session: SessionDep) -> AccountView:
+    """A user of an office, or a client for the client_credentials grant (admin only)."""
     admin(caller)
     return _view(
         accounts.create_account(
@@ -288,10 +360,17 @@ def create_account(body: AccountCreation, caller: Caller_, session: SessionDep) 
     response_model=list[AccountView],
     operation_id="list_accounts",
     tags=["accounts"],
+    summary="List accounts",
+    responses=problem_responses(*SIGNED_IN, Forbidden),
 )
 def list_accounts(
-    caller: Caller_, session: SessionDep, office: str | None = None
+    caller: Caller_,
+    session: SessionDep,
+    office: Annotated[
+        str | None, Query(description="only this office's", examples=["bawaslu-36.01"])
+    ] = None,
 ) -> list[AccountView]:
+    """Every account, or one office's (admin only)."""
     admin(caller)
     return [_view(a) for a in accounts.accounts_of(session, office_id=office)]
 
@@ -301,8 +380,11 @@ def list_accounts(
     response_model=AccountView,
     operation_id="disable_account",
     tags=["accounts"],
+    summary="Disable an account",
+    responses=problem_responses(*SIGNED_IN, Forbidden, NotFound),
 )
 def disable_account(username: str, caller: Caller_, session: SessionDep) -> AccountView:
+    """The account can no longer log in or refresh its tokens (admin only)."""
     admin(caller)
     return _view(accounts.set_disabled(session, username=username, disabled=True))
 
@@ -312,8 +394,11 @@ def disable_account(username: str, caller: Caller_, session: SessionDep) -> Acco
     response_model=AccountView,
     operation_id="enable_account",
     tags=["accounts"],
+    summary="Enable an account again",
+    responses=problem_responses(*SIGNED_IN, Forbidden, NotFound),
 )
 def enable_account(username: str, caller: Caller_, session: SessionDep) -> AccountView:
+    """A disabled account may log in again (admin only)."""
     admin(caller)
     return _view(accounts.set_disabled(session, username=username, disabled=False))
 
@@ -321,11 +406,61 @@ def enable_account(username: str, caller: Caller_, session: SessionDep) -> Accou
 # --- recommendations --------------------------------------------------------------------------
 
 
+class RecommendationReceived(BaseModel):
+    """A recommendation intake received that its province service does not hold yet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": DOCUMENT_ID,
+                    "office": "bawaslu-36.01",
+                    "status": "received",
+                    "registration_number": REGISTRATION_NUMBER,
+                    "received_at": "2026-03-03T08:00:00Z",
+                    "supersedes": None,
+                    "history": [],
+                    "allowed_actions": [],
+                }
+            ]
+        }
+    )
+
+    id: str
+    office: str
+    status: str = Field(description="`received`, or the status the province last reported")
+    registration_number: str
+    received_at: datetime
+    supersedes: str | None
+    history: list[HistoryEntry] = Field(description="empty until the province holds it")
+    allowed_actions: list[str] = Field(description="empty until the province holds it")
+
+
 @router.post(
     "/v1/recommendations",
     status_code=201,
     operation_id="submit_recommendation",
     tags=["recommendations"],
+    summary="Submit a signed recommendation",
+    responses={
+        201: {"model": SubmissionAnswer, "description": "Received and registered"},
+        200: {
+            "model": SubmissionAnswer,
+            "description": "The same bytes were received before: the same registration and receipt",
+        },
+        **problem_responses(
+            *RELAYED,
+            MalformedRequest,
+            InvalidSignature,
+            Forbidden,
+            OutOfJurisdiction,
+            DocumentIdReused,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            InvalidFields,
+        ),
+    },
+    openapi_extra=SIGNED_RECOMMENDATION,
 )
 async def submit_recommendation(
     request: Request, caller: Caller_, upstream: UpstreamsDep
@@ -342,7 +477,17 @@ async def submit_recommendation(
     return relayed(answer)
 
 
-@router.get("/v1/recommendations", operation_id="list_recommendations", tags=["recommendations"])
+@router.get(
+    "/v1/recommendations",
+    operation_id="list_recommendations",
+    tags=["recommendations"],
+    summary="List recommendations",
+    responses={
+        200: {"model": RecommendationPage, "description": "A page, newest first"},
+        **problem_responses(*RELAYED, InvalidFields),
+    },
+    openapi_extra=LIST_PARAMETERS,
+)
 async def list_recommendations(
     request: Request, caller: Caller_, upstream: UpstreamsDep
 ) -> Response:
@@ -362,6 +507,15 @@ async def list_recommendations(
     "/v1/recommendations/{recommendation_id}",
     operation_id="get_recommendation",
     tags=["recommendations"],
+    summary="Get a recommendation",
+    responses={
+        200: {
+            "model": RecommendationDetail | RecommendationReceived,
+            "description": "The recommendation, or what intake knows of one just submitted",
+            "headers": ETAG_HEADER,
+        },
+        **problem_responses(*RELAYED, NotFound),
+    },
 )
 async def get_recommendation(
     recommendation_id: str, request: Request, caller: Caller_, upstream: UpstreamsDep
@@ -402,16 +556,28 @@ def _received(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class TransitionRequest(BaseModel):
-    action: str = Field(examples=["verify"])
-    note: str | None = Field(default=None, max_length=2000)
-    details: dict[str, Any] | None = Field(default=None, examples=[{"reason": "…"}])
-
-
 @router.post(
     "/v1/recommendations/{recommendation_id}/transitions",
     operation_id="transition_recommendation",
     tags=["recommendations"],
+    summary="Take a lifecycle action",
+    responses={
+        200: {
+            "model": RecommendationDetail,
+            "description": "The new state",
+            "headers": ETAG_HEADER,
+        },
+        **problem_responses(
+            *RELAYED,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PreconditionFailed,
+            InvalidFields,
+            PreconditionRequired,
+        ),
+    },
+    openapi_extra=IF_MATCH,
 )
 async def transition_recommendation(
     recommendation_id: str,
@@ -435,7 +601,35 @@ async def transition_recommendation(
     )
 
 
-@router.get("/v1/stats", operation_id="get_stats", tags=["totals"])
+class CountryTotals(Totals):
+    """The whole country (`include=provinces`): every province service's totals added up."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{**TOTALS, "sources": 38}]})
+
+    as_of: date | None = Field(description="the latest `as_of` of the province services")
+    sources: int = Field(description="how many province services answered")
+
+
+@router.get(
+    "/v1/stats",
+    operation_id="get_stats",
+    tags=["totals"],
+    summary="Count recommendations",
+    responses={
+        200: {
+            "model": Totals | CountryTotals,
+            "description": "The counts; `Accept: text/csv` gets the groups as CSV",
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "region,category,count\n36.01,social_media_campaign,3\n",
+                }
+            },
+        },
+        **problem_responses(*RELAYED, Forbidden, InvalidFields),
+    },
+    openapi_extra=STATS_PARAMETERS,
+)
 async def get_stats(
     request: Request,
     caller: Caller_,
@@ -463,7 +657,17 @@ async def get_stats(
     )
 
 
-@router.get("/v1/stats/vulnerability", operation_id="get_vulnerability", tags=["totals"])
+@router.get(
+    "/v1/stats/vulnerability",
+    operation_id="get_vulnerability",
+    tags=["totals"],
+    summary="The vulnerability index per region",
+    responses={
+        200: {"model": Vulnerability, "description": "Every region, the most vulnerable first"},
+        **problem_responses(*RELAYED, Forbidden, InvalidFields),
+    },
+    openapi_extra=VULNERABILITY_PARAMETERS,
+)
 async def get_vulnerability(request: Request, caller: Caller_, upstream: UpstreamsDep) -> Response:
     """Per region: cases, a 0-100 score (the most vulnerable = 100) and a zone."""
     return relayed(
@@ -477,7 +681,16 @@ async def get_vulnerability(request: Request, caller: Caller_, upstream: Upstrea
     )
 
 
-@router.get("/v1/receipts/{document_id}", operation_id="get_receipt", tags=["recommendations"])
+@router.get(
+    "/v1/receipts/{document_id}",
+    operation_id="get_receipt",
+    tags=["recommendations"],
+    summary="Get a submission's signed receipt",
+    responses={
+        200: {"model": SubmissionAnswer, "description": "The registration and the receipt"},
+        **problem_responses(*RELAYED, NotFound),
+    },
+)
 async def get_receipt(
     document_id: str, request: Request, caller: Caller_, upstream: UpstreamsDep
 ) -> Response:
@@ -489,18 +702,20 @@ async def get_receipt(
     )
 
 
-class KeyRegistration(BaseModel):
-    jwk: dict[str, Any] = Field(
-        examples=[{"kty": "EC", "crv": "P-256", "x": "…", "y": "…"}],
-        description="the office's public EC P-256 key",
-    )
-
-
 @router.post(
     "/v1/offices/{office_id}/keys",
     status_code=201,
     operation_id="register_office_key",
     tags=["office keys"],
+    summary="Register an office's public key",
+    responses={
+        201: {"model": RegisteredKey, "description": "Registered"},
+        200: {
+            "model": RegisteredKey,
+            "description": "This key was registered to the office before",
+        },
+        **problem_responses(*RELAYED, Forbidden, NotFound, Conflict, InvalidFields),
+    },
 )
 async def register_office_key(
     office_id: str,
@@ -509,6 +724,7 @@ async def register_office_key(
     caller: Caller_,
     upstream: UpstreamsDep,
 ) -> Response:
+    """Register the EC P-256 key an office signs its documents with (admin only)."""
     admin(caller)
     return relayed(
         await upstream.call(
@@ -522,10 +738,20 @@ async def register_office_key(
     )
 
 
-@router.get("/v1/offices/{office_id}/keys", operation_id="list_office_keys", tags=["office keys"])
+@router.get(
+    "/v1/offices/{office_id}/keys",
+    operation_id="list_office_keys",
+    tags=["office keys"],
+    summary="List an office's keys",
+    responses={
+        200: {"model": list[RegisteredKey], "description": "Oldest first, retired ones too"},
+        **problem_responses(*RELAYED, NotFound),
+    },
+)
 async def list_office_keys(
     office_id: str, request: Request, caller: Caller_, upstream: UpstreamsDep
 ) -> Response:
+    """An office's keys, for admins and the offices whose jurisdiction covers it."""
     return relayed(
         await upstream.call(
             "GET", upstream.settings.intake_url, f"/v1/offices/{office_id}/keys", request
@@ -537,10 +763,16 @@ async def list_office_keys(
     "/v1/offices/{office_id}/keys/{kid}/retire",
     operation_id="retire_office_key",
     tags=["office keys"],
+    summary="Retire an office's key",
+    responses={
+        200: {"model": RegisteredKey, "description": "The key, retired"},
+        **problem_responses(*RELAYED, Forbidden, NotFound),
+    },
 )
 async def retire_office_key(
     office_id: str, kid: str, request: Request, caller: Caller_, upstream: UpstreamsDep
 ) -> Response:
+    """The key keeps verifying what it signed before now, and nothing newer (admin only)."""
     admin(caller)
     return relayed(
         await upstream.call(
@@ -552,7 +784,14 @@ async def retire_office_key(
     )
 
 
-@router.get("/.well-known/jwks.json", operation_id="get_jwks", tags=["ops"])
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=JsonWebKeySet,
+    operation_id="get_jwks",
+    tags=["ops"],
+    summary="Every service's public signing keys",
+    responses=problem_responses(),
+)
 async def get_jwks(request: Request, upstream: UpstreamsDep) -> dict:
     """Every service's public keys: the gateway's token key, intake's receipts and envelopes,
     each recommendation service's envelopes and status events."""

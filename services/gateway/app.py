@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import models  # noqa: F401  (registers the tables)
 from services.gateway.api import router
+from services.gateway.openapi import TAGS, with_shared_schemas
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.routing import Upstreams
 from services.gateway.settings import GatewaySettings
@@ -100,6 +101,7 @@ def create_app(
         openapi_url="/v1/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -123,6 +125,7 @@ def create_app(
     install_metrics(app, "gateway")
     app.include_router(router)
     app.include_router(operations)
+    app.openapi = with_shared_schemas(app, router, operations)  # type: ignore[method-assign]
     return app
 
 

@@ -1,8 +1,7 @@
 """Intake's HTTP routes. Thin: each reads the request, calls `service`, shapes the answer."""
 
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
@@ -21,6 +20,14 @@ from shared.problems import (
     NotFound,
     ServiceUnavailable,
 )
+from shared.schemas import (
+    Delivery,
+    DeliveryAttempt,
+    DocumentState,
+    KeyRegistration,
+    RegisteredKey,
+    SubmissionAnswer,
+)
 from shared.signing import SignatureError
 
 router = APIRouter()
@@ -30,56 +37,8 @@ def settings_of(request: Request) -> IntakeSettings:
     return request.app.state.settings
 
 
-class SubmissionAnswer(BaseModel):
-    document_id: str
-    registration_number: str
-    received_at: datetime
-    receipt: str = Field(description="siapnet-receipt+jws signed by intake")
-
-
-class DeliveryAttempt(BaseModel):
-    number: int
-    started_at: datetime
-    duration_ms: int
-    status_code: int | None
-    error: str | None
-    outcome: str
-
-
-class Delivery(BaseModel):
-    destination: str
-    state: str
-    attempts: list[DeliveryAttempt]
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    last_error: str | None
-
-
-class DocumentState(BaseModel):
-    document_id: str
-    office: str
-    registration_number: str
-    received_at: datetime
-    status: str
-    supersedes: str | None
-    sha256: str
-    delivery: Delivery | None
-
-
 class StatusAcknowledgement(BaseModel):
     acknowledgement: str = Field(description="siapnet-receipt+jws signed by intake")
-
-
-class KeyRegistration(BaseModel):
-    jwk: dict[str, Any] = Field(description="the office's public EC P-256 key as a JWK")
-
-
-class RegisteredKey(BaseModel):
-    kid: str
-    office: str
-    jwk: dict[str, str]
-    registered_at: datetime
-    retired_at: datetime | None
 
 
 def _registered(key: OfficeKey) -> RegisteredKey:

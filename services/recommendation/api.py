@@ -2,8 +2,8 @@
 and reads. Thin: each reads the request, calls `service`, shapes the answer."""
 
 import json
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -16,6 +16,14 @@ from shared.api import SessionDep, read_compact_jws
 from shared.identity import CurrentCaller
 from shared.peers import PeerUnavailable, sender_of
 from shared.problems import InvalidSignature, MalformedRequest, ServiceUnavailable
+from shared.schemas import (
+    PAGE_LIMIT_MAX,
+    HistoryEntry,
+    RecommendationDetail,
+    RecommendationPage,
+    RecommendationSummary,
+    TransitionRequest,
+)
 from shared.signing import SignatureError, Verified, unverified_payload
 
 router = APIRouter()
@@ -23,50 +31,6 @@ router = APIRouter()
 
 class Acknowledgement(BaseModel):
     acknowledgement: str = Field(description="siapnet-receipt+jws naming the received document")
-
-
-class HistoryEntry(BaseModel):
-    action: str
-    from_status: str | None
-    to_status: str
-    at: datetime
-    actor_office: str
-    actor_user: str | None
-    note: str | None
-    details: dict[str, Any]
-    sequence: int | None
-    applied: bool
-
-
-class RecommendationSummary(BaseModel):
-    id: str
-    office: str
-    region_code: str
-    category: str
-    status: str
-    registration_number: str
-    received_at: datetime
-    updated_at: datetime
-    review_due_on: date | None
-    ppk_due_on: date | None
-
-
-class RecommendationDetail(RecommendationSummary):
-    recommendation: dict[str, Any]
-    supersedes: str | None
-    history: list[HistoryEntry]
-    allowed_actions: list[str]
-
-
-class RecommendationPage(BaseModel):
-    items: list[RecommendationSummary]
-    next_cursor: str | None
-
-
-class TransitionRequest(BaseModel):
-    action: str = Field(examples=["verify"])
-    note: str | None = Field(default=None, max_length=2000)
-    details: dict[str, Any] | None = None
 
 
 def summary(recommendation: Recommendation) -> RecommendationSummary:
@@ -188,7 +152,7 @@ def list_recommendations(
     since: datetime | None = None,
     until: datetime | None = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=service.PAGE_LIMIT_MAX)] = 50,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> RecommendationPage:
     filters = service.checked_filters(
         status=status_,

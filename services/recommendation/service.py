@@ -50,7 +50,6 @@ from shared.signing import (
 WIB = timezone(timedelta(hours=7))  # deadlines count calendar days in Jakarta
 ENVELOPES_PATH = "/exchange/v1/envelopes"
 STATUS_EVENTS_PATH = "/exchange/v1/status-events"
-PAGE_LIMIT_MAX = 200
 
 
 @dataclass(frozen=True)

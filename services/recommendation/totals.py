@@ -11,11 +11,9 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session
 
@@ -27,23 +25,18 @@ from shared.api import SessionDep
 from shared.identity import Caller, CurrentCaller
 from shared.lifecycle import Status
 from shared.problems import Forbidden, InvalidFields
+from shared.schemas import (
+    Grouping,
+    RegionVulnerability,
+    Thresholds,
+    Totals,
+    Vulnerability,
+    Zone,
+)
 
 CSV_MEDIA_TYPE = "text/csv"
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class Grouping(StrEnum):
-    """What `GET /v1/stats` can group by. `region` is the regency/city (`regency_code`) for
-    every caller, national included: a province's totals are the sum of its regencies'."""
-
-    region = "region"
-    office = "office"
-    category = "category"
-    status = "status"
-    position_class = "position_class"
-    employment = "employment"
-    election = "election"
 
 
 GROUP_COLUMNS: dict[Grouping, tuple[Any, ...]] = {
@@ -55,12 +48,6 @@ GROUP_COLUMNS: dict[Grouping, tuple[Any, ...]] = {
     Grouping.employment: (Recommendation.employment,),
     Grouping.election: (Recommendation.election_kind, Recommendation.election_year),
 }
-
-
-class Zone(StrEnum):
-    green = "green"
-    yellow = "yellow"
-    red = "red"
 
 
 # --- the queries -----------------------------------------------------------------------------
@@ -160,40 +147,6 @@ def zone_of(cases: int, settings: RecommendationSettings) -> Zone:
 
 
 # --- the routes ------------------------------------------------------------------------------
-
-
-class Totals(BaseModel):
-    groups: list[dict[str, str | int]] = Field(
-        examples=[[{"region": "36.01", "category": "social_media_campaign", "count": 3}]]
-    )
-    total: int
-    late_reviews: int = Field(
-        description="`submitted` recommendations whose province review was due before today"
-    )
-    overdue_follow_ups: int = Field(
-        description="`overdue` recommendations, and `sanction_recommended` ones whose PPK "
-        "follow-up was due before today"
-    )
-    as_of: date = Field(description="today in WIB, the day the overdue counts are reckoned on")
-
-
-class Thresholds(BaseModel):
-    yellow_from: int
-    red_from: int
-
-
-class RegionVulnerability(BaseModel):
-    region_code: str
-    name: str
-    cases: int
-    score: int = Field(ge=0, le=100)
-    zone: Zone
-
-
-class Vulnerability(BaseModel):
-    level: Literal["province", "regency"]
-    regions: list[RegionVulnerability]
-    thresholds: Thresholds
 
 
 def totals_caller(caller: CurrentCaller) -> Caller:

@@ -14,6 +14,7 @@ class ThreadedServer:
         self.port = port or free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.config_overrides: dict = {}
 
     @property
     def url(self) -> str:
@@ -21,7 +22,12 @@ class ThreadedServer:
 
     def start(self) -> "ThreadedServer":
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="on",
+            **self.config_overrides,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -1,11 +1,9 @@
-"""`siapnet`: the office's command-line client — make a key, sign, submit, verify.
+"""What an office does with `siapnet`: make its key, log in, sign and submit recommendations,
+follow them, take lifecycle actions, and verify any signed document."""
 
-Operators find key registration and bootstrap tokens under `siapnet admin`.
-"""
-
+import getpass
 import hashlib
 import json
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,25 +11,22 @@ from typing import Annotated
 
 import httpx
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
-from shared import audit as audit_log
 from shared import documents, regions
-from shared.db import make_engine, normalise_url
-from shared.identity import mint_access_token
+from shared.cli.connection import (
+    CA,
+    Token,
+    Url,
+    connect,
+    fail,
+    save_session,
+    session_path,
+    trust,
+)
 from shared.signing import KeyPair, SignatureError, jwks, read_header, verify
 
 app = typer.Typer(help="SIAPNET exchange client for Bawaslu offices.", no_args_is_help=True)
-admin = typer.Typer(
-    help="Operator commands: office keys and bootstrap tokens.", no_args_is_help=True
-)
-app.add_typer(admin, name="admin")
-audit = typer.Typer(help="Operator commands: a service's evidence log.", no_args_is_help=True)
-app.add_typer(audit, name="audit")
 
-DEFAULT_INTAKE = "http://127.0.0.1:8001"
 TYPES = (
     documents.RECOMMENDATION_TYP,
     documents.ENVELOPE_TYP,
@@ -39,22 +34,12 @@ TYPES = (
     documents.RECEIPT_TYP,
 )
 
-Url = Annotated[str, typer.Option(envvar="SIAPNET_URL", help="base URL of intake (or the gateway)")]
-Token = Annotated[
-    str | None, typer.Option(envvar="SIAPNET_TOKEN", help="bearer access token", show_default=False)
-]
-
-
-def fail(message: str) -> None:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
-
 
 def known_office(office: str) -> regions.Office:
     found = regions.office(office)
     if found is None:
         fail(f"{office!r} is not a Bawaslu office id (bawaslu-ri, bawaslu-36, bawaslu-36.01, ...)")
-    return found
+    return found  # type: ignore[return-value]
 
 
 def show_answer(response: httpx.Response) -> dict:
@@ -84,6 +69,49 @@ def keygen(
     typer.echo(f"private key: {private_path} (keep it secret, mode 0600)")
     typer.echo(f"public JWK:  {public_path} (give this to the SIAPNET administrator)")
     typer.echo(f"kid:         {pair.kid}")
+
+
+@app.command()
+def login(
+    username: Annotated[str, typer.Option(help="your account, e.g. bawaslu-36.01")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SIAPNET_PASSWORD", help="asked for when not given", show_default=False
+        ),
+    ] = None,
+    url: Url = None,
+    ca: CA = None,
+) -> None:
+    """Log in at the gateway; the session is kept for the commands that follow."""
+    target = url or connect(None, None, ca).url
+    secret = password or getpass.getpass(f"password for {username}: ")
+    with httpx.Client(base_url=target, verify=trust(ca), timeout=30) as client:
+        answer = client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": username, "password": secret},
+        )
+    if not answer.is_success:
+        show_answer(answer)
+    save_session(target, username, answer.json())
+    me = connect(target, answer.json()["access_token"], ca)
+    with me.client() as client:
+        who = client.get("/v1/me", headers=me.headers()).json()
+    typer.echo(f"logged in as {who['username']} ({who['office_name']}, {who['tier']})")
+
+
+@app.command()
+def logout(url: Url = None, ca: CA = None) -> None:
+    """End the login session: its refresh token is revoked at the gateway."""
+    connection = connect(url, None, ca)
+    path = session_path()
+    if path.exists():
+        refresh = json.loads(path.read_text()).get("refresh_token")
+        if refresh:
+            with connection.client() as client:
+                client.post("/v1/auth/revoke", data={"token": refresh})
+        path.unlink()
+    typer.echo("logged out")
 
 
 @app.command()
@@ -126,53 +154,66 @@ def sign(
 @app.command()
 def submit(
     document: Annotated[Path, typer.Argument(help="a signed recommendation (compact JWS)")],
-    url: Url = DEFAULT_INTAKE,
-    token: Token = None,
     receipt_out: Annotated[
         Path | None, typer.Option(help="save the signed receipt to this file")
     ] = None,
+    url: Url = None,
+    token: Token = None,
+    ca: CA = None,
 ) -> None:
     """Submit a signed recommendation; prints the registration number and the receipt."""
-    headers = {"content-type": "application/jose"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    response = httpx.post(
-        url.rstrip("/") + "/v1/documents",
-        content=document.read_text().strip(),
-        headers=headers,
-        timeout=30,
-    )
+    connection = connect(url, token, ca)
+    with connection.client() as client:
+        response = client.post(
+            "/v1/recommendations",
+            content=document.read_text().strip(),
+            headers={**connection.headers(), "content-type": "application/jose"},
+        )
     answer = show_answer(response)
     if receipt_out is not None:
         receipt_out.write_text(answer["receipt"] + "\n")
         typer.echo(f"receipt saved to {receipt_out}", err=True)
 
 
-DEFAULT_PROVINCE = "http://127.0.0.1:8002"
-ServiceUrl = Annotated[
-    str, typer.Option(envvar="SIAPNET_URL", help="base URL of the service holding it")
-]
-
-
-def bearer(token: str | None) -> dict[str, str]:
-    if not token:
-        fail("an access token is needed: --token or SIAPNET_TOKEN")
-    return {"authorization": f"Bearer {token}"}
+def _read(connection, recommendation_id: str) -> httpx.Response:
+    with connection.client() as client:
+        return client.get(f"/v1/recommendations/{recommendation_id}", headers=connection.headers())
 
 
 @app.command()
 def show(
     recommendation_id: Annotated[str, typer.Argument(help="the recommendation's document id")],
-    url: ServiceUrl = DEFAULT_PROVINCE,
+    url: Url = None,
     token: Token = None,
+    ca: CA = None,
 ) -> None:
-    """Show a recommendation: its status, fields, history and the actions you may take."""
-    response = httpx.get(
-        f"{url.rstrip('/')}/v1/recommendations/{recommendation_id}",
-        headers=bearer(token),
-        timeout=30,
-    )
-    show_answer(response)
+    """Print a recommendation as JSON: status, fields, history, the actions you may take."""
+    show_answer(_read(connect(url, token, ca), recommendation_id))
+
+
+@app.command()
+def status(
+    recommendation_id: Annotated[str, typer.Argument(help="the recommendation's document id")],
+    url: Url = None,
+    token: Token = None,
+    ca: CA = None,
+) -> None:
+    """Where a recommendation stands: its status and history, one line per change."""
+    response = _read(connect(url, token, ca), recommendation_id)
+    if not response.is_success:
+        show_answer(response)
+    found = response.json()
+    typer.echo(f"{found['id']}  {found.get('registration_number', '')}  {found['status']}")
+    if found.get("ppk_due_on"):
+        typer.echo(f"PPK follow-up due on {found['ppk_due_on']}")
+    for change in found.get("history", []):
+        by = change["actor_office"] + (f" ({change['actor_user']})" if change["actor_user"] else "")
+        note = f"  {change['note']}" if change.get("note") else ""
+        typer.echo(
+            f"  {change['at'][:19]}  {change['action']:<16} {change['to_status']:<22} {by}{note}"
+        )
+    allowed = ", ".join(found.get("allowed_actions", [])) or "nothing"
+    typer.echo(f"you may: {allowed}")
 
 
 @app.command()
@@ -183,25 +224,25 @@ def act(
     details: Annotated[
         str | None, typer.Option(help='the action\'s details as JSON, e.g. \'{"reason": "..."}\'')
     ] = None,
-    url: ServiceUrl = DEFAULT_PROVINCE,
+    url: Url = None,
     token: Token = None,
+    ca: CA = None,
 ) -> None:
     """Take a lifecycle action on the version you just read (If-Match with its ETag)."""
-    headers = bearer(token)
-    base = f"{url.rstrip('/')}/v1/recommendations/{recommendation_id}"
-    current = httpx.get(base, headers=headers, timeout=30)
+    connection = connect(url, token, ca)
+    current = _read(connection, recommendation_id)
     if not current.is_success:
         show_answer(current)
     try:
         parsed = None if details is None else json.loads(details)
     except ValueError:
         fail("--details must be JSON")
-    response = httpx.post(
-        f"{base}/transitions",
-        json={"action": action, "note": note, "details": parsed},
-        headers={**headers, "if-match": current.headers["etag"]},
-        timeout=30,
-    )
+    with connection.client() as client:
+        response = client.post(
+            f"/v1/recommendations/{recommendation_id}/transitions",
+            json={"action": action, "note": note, "details": parsed},
+            headers={**connection.headers(), "if-match": current.headers["etag"]},
+        )
     answer = show_answer(response) if not response.is_success else response.json()
     typer.echo(
         f"{recommendation_id}: {answer['status']}"
@@ -209,9 +250,9 @@ def act(
     )
 
 
-def load_keys(source: str) -> dict[str, dict]:
+def load_keys(source: str, verify_tls) -> dict[str, dict]:
     if source.startswith(("http://", "https://")):
-        document = httpx.get(source, timeout=30).raise_for_status().json()
+        document = httpx.get(source, timeout=30, verify=verify_tls).raise_for_status().json()
     else:
         document = json.loads(Path(source).read_text())
     if "keys" not in document:  # a single public JWK file
@@ -225,19 +266,26 @@ def verify_command(
         Path, typer.Argument(help="any SIAPNET document: receipt, recommendation…")
     ],
     keys: Annotated[
-        str, typer.Option(help="JWKS URL, JWKS file or public JWK file of the signer")
-    ] = f"{DEFAULT_INTAKE}/.well-known/jwks.json",
+        str | None,
+        typer.Option(
+            help="JWKS URL, JWKS file or public JWK file [default: the gateway's JWKS]",
+            show_default=False,
+        ),
+    ] = None,
     original: Annotated[
         Path | None, typer.Option(help="for a receipt: the document it acknowledges")
     ] = None,
+    url: Url = None,
+    ca: CA = None,
 ) -> None:
     """Verify a signed document's ES256 signature and show what it says."""
     compact = document.read_text().strip()
+    source = keys or f"{connect(url, None, ca).url.rstrip('/')}/.well-known/jwks.json"
     try:
         typ = read_header(compact).get("typ")
         if typ not in TYPES:
             fail(f"typ {typ!r} is not a SIAPNET document type")
-        known = load_keys(keys)
+        known = load_keys(source, trust(ca))
         verified = verify(compact, typ=typ, key_for=known.get)
     except SignatureError as exc:
         fail(f"NOT VERIFIED: {exc.reason}")
@@ -252,108 +300,3 @@ def verify_command(
     typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     matched = " and matches the original document" if original is not None else ""
     typer.secho(f"verified: {typ} signed by kid {verified.kid}{matched}", fg=typer.colors.GREEN)
-
-
-@admin.command("identity-key")
-def identity_key(
-    directory: Annotated[Path, typer.Option("--dir", help="key directory")] = Path("var/keys"),
-) -> None:
-    """Make (once) the key access tokens are signed with, and the JWKS services trust."""
-    private_path = directory / "identity" / "signing.pem"
-    pair = KeyPair.load_or_create(private_path)
-    (directory / "identity.jwks.json").write_text(json.dumps(jwks(pair.public_jwk), indent=2))
-    typer.echo(f"identity key {pair.kid} at {private_path}")
-
-
-@admin.command("token")
-def admin_token(
-    office: Annotated[str, typer.Option(help="the office the token speaks for")] = "bawaslu-ri",
-    role: Annotated[list[str], typer.Option(help="a role (repeatable)")] = ["admin"],  # noqa: B006
-    subject: Annotated[str, typer.Option(help="who the token names")] = "admin",
-    key: Annotated[Path, typer.Option(help="the identity signing key")] = Path(
-        "var/keys/identity/signing.pem"
-    ),
-    minutes: Annotated[int, typer.Option(min=1, max=60)] = 15,
-) -> None:
-    """Mint a short-lived access token with the identity key (operator bootstrap)."""
-    known_office(office)
-    typer.echo(
-        mint_access_token(
-            KeyPair.load(key),
-            subject=subject,
-            office=office,
-            roles=role,
-            lifetime_seconds=minutes * 60,
-            token_id=str(uuid.uuid4()),
-        )
-    )
-
-
-@admin.command("register-key")
-def register_key(
-    office: Annotated[str, typer.Option(help="the office the key belongs to")],
-    jwk: Annotated[Path, typer.Option(help="the office's public JWK file")],
-    url: Url = DEFAULT_INTAKE,
-    token: Token = None,
-) -> None:
-    """Register an office's public key so intake accepts what it signs."""
-    if not token:
-        fail("an admin token is needed: --token or SIAPNET_TOKEN")
-    response = httpx.post(
-        f"{url.rstrip('/')}/v1/offices/{office}/keys",
-        json={"jwk": json.loads(jwk.read_text())},
-        headers={"authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    show_answer(response)
-
-
-@admin.command("retire-key")
-def retire_key(
-    office: Annotated[str, typer.Option()],
-    kid: Annotated[str, typer.Option()],
-    url: Url = DEFAULT_INTAKE,
-    token: Token = None,
-) -> None:
-    """Retire an office key: it verifies only documents signed before now."""
-    if not token:
-        fail("an admin token is needed: --token or SIAPNET_TOKEN")
-    response = httpx.post(
-        f"{url.rstrip('/')}/v1/offices/{office}/keys/{kid}/retire",
-        headers={"authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    show_answer(response)
-
-
-@audit.command("verify")
-def audit_verify(
-    database_url: Annotated[
-        str,
-        typer.Option(
-            envvar="SIAPNET_AUDIT_DATABASE_URL",
-            help="the service's database (sqlite:///… or postgresql://…)",
-            show_default=False,
-        ),
-    ],
-) -> None:
-    """Check a service's hash-chained evidence log and name the first broken link."""
-    url = make_url(normalise_url(database_url))
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        fail(f"no SQLite database at {url.database!r}")  # make_engine would create an empty one
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            check = audit_log.check_chain(session)
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the audit log: {exc.args[0] if exc.args else type(exc).__name__}")
-    else:
-        if check.broken is not None:
-            fail(f"audit chain broken at entry {check.broken.entry_id}: {check.broken.reason}")
-        typer.secho(f"audit chain intact: {check.entries} entries", fg=typer.colors.GREEN)
-    finally:
-        engine.dispose()
-
-
-if __name__ == "__main__":
-    sys.exit(app())
