@@ -9,7 +9,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 
 from shared.outbox import JOSE_MEDIA_TYPE
-from shared.problems import MalformedRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.problems import (
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_response,
+)
 from shared.schemas import Health, JsonWebKeySet, Readiness
 from shared.signing import jwks
 
@@ -94,3 +100,45 @@ def get_metrics(request: Request) -> Response:
     if registry is None:
         raise NotFound("this service exports no metrics")
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class BodyLimit:
+    """Refuse any request body over `max_bytes` with 413 — declared or streamed — before a
+    handler reads it into memory."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> dict:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Answer now; to the handler the client is gone, so it stops reading.
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: dict) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        problem = PayloadTooLarge(f"a request body may be at most {self.max_bytes} bytes")
+        await problem_response(problem, scope["path"])(scope, receive, send)

@@ -17,7 +17,7 @@ from services.gateway.openapi import TAGS, with_shared_schemas
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.routing import Upstreams
 from services.gateway.settings import GatewaySettings
-from shared.api import operations
+from shared.api import BodyLimit, operations
 from shared.db import Database
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
@@ -121,6 +121,7 @@ def create_app(
             expose_headers=["etag", "retry-after", "x-request-id", "location"],
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app, "gateway")
     app.include_router(router)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from services.intake import models  # noqa: F401  (registers the tables)
 from services.intake.api import router
 from services.intake.settings import IntakeSettings
-from shared.api import operations, published_keys
+from shared.api import BodyLimit, operations, published_keys
 from shared.db import Database
 from shared.documents import province_service
 from shared.identity import TrustedIssuer
@@ -76,6 +76,7 @@ def create_app(
         audience=settings.identity_audience,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app, "intake")
     app.include_router(router)

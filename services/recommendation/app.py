@@ -14,7 +14,7 @@ from services.recommendation import models, service  # noqa: F401  (models regis
 from services.recommendation.api import router
 from services.recommendation.settings import RecommendationSettings
 from services.recommendation.totals import router as totals_router
-from shared.api import operations, published_keys
+from shared.api import BodyLimit, operations, published_keys
 from shared.db import Database
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
@@ -77,6 +77,7 @@ def create_app(
         audience=settings.identity_audience,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app, f"recommendation-{settings.tier}")
     app.include_router(router)

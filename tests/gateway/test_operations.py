@@ -113,3 +113,25 @@ async def test_the_gateway_exports_its_metrics(front):
 
     assert 'route="/v1/recommendations/{recommendation_id}"' in text
     assert 'service="gateway"' in text
+
+
+async def test_an_oversized_body_is_413_everywhere_before_it_is_read(front):
+    headers = await front.headers_for("bawaslu-36")
+    huge = b'{"action": "verify", "note": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+
+    declared = await front.gateway.post(
+        "/v1/recommendations/00000000-0000-4000-8000-000000000000/transitions",
+        content=huge,
+        headers={**headers, "content-type": "application/json"},
+    )
+
+    async def streamed():
+        for start in range(0, len(huge), 65536):
+            yield huge[start : start + 65536]
+
+    chunked = await front.gateway.post(
+        "/v1/accounts", content=streamed(), headers={**headers, "content-type": "application/json"}
+    )
+
+    assert declared.status_code == chunked.status_code == 413
+    assert chunked.headers["content-type"] == "application/problem+json"
