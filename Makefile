@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test lint format migrate up down images clean
 
 $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -32,6 +32,17 @@ format: $(READY)
 
 migrate: $(READY)  ## bring every service's database to the newest schema
 	$(PY) -m services migrate
+
+images:  ## the container images: air-gapped base, PostgreSQL, and siapnet:latest
+	bash deploy/docker-engine.sh
+	bash deploy/airgap/build-base.sh
+	BASE_IMAGE=$${BASE_IMAGE:-siapnet-base:bookworm} bash deploy/build-image.sh
+
+up: $(READY)  ## the exchange in containers on PostgreSQL (deploy/compose.yaml)
+	bash deploy/compose.sh up
+
+down:
+	bash deploy/compose.sh down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

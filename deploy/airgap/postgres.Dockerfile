@@ -3,7 +3,8 @@ ARG BASE_IMAGE=siapnet-base:bookworm
 FROM ${BASE_IMAGE}
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o postgres -g postgres -m 700 /var/lib/postgresql/data
 COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
 ENV PGDATA=/var/lib/postgresql/data
 USER postgres

@@ -16,6 +16,9 @@ class GatewaySettings(ServiceSettings):
     migrate_on_start: bool = True
     tls_certificate: Path | None = None
     tls_private_key: Path | None = None
+    # Without a certificate of its own: make (once) a local CA and a certificate here.
+    tls_local_ca_dir: Path | None = None
+    tls_hostnames: list[str] = Field(default_factory=lambda: ["localhost", "gateway"])
     intake_url: str = "http://127.0.0.1:8001"
     national_url: str = "http://127.0.0.1:8003"
     # Province code -> base URL of the recommendation service holding it.
