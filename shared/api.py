@@ -1,23 +1,31 @@
 """HTTP pieces every service shares: a database session per request, the signed-body reader,
 and the operations routes (liveness, readiness, published keys, metrics)."""
 
+import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 
+from shared.db import Database
+from shared.identity import TrustedIssuer
+from shared.logs import RequestIdMiddleware
+from shared.metrics import install_metrics
 from shared.outbox import JOSE_MEDIA_TYPE
 from shared.problems import (
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
+    install_problem_handlers,
     problem_response,
 )
 from shared.schemas import Health, JsonWebKeySet, Readiness
-from shared.signing import jwks
+from shared.settings import ServiceSettings
+from shared.signing import KeyPair, jwks
 
 
 def database_session(request: Request) -> Iterator[Session]:
@@ -142,3 +150,29 @@ class BodyLimit:
     async def _refuse(self, scope, receive, send) -> None:
         problem = PayloadTooLarge(f"a request body may be at most {self.max_bytes} bytes")
         await problem_response(problem, scope["path"])(scope, receive, send)
+
+
+def install_service_basics(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+    """What every service's app has: its settings, the access-token check, problem+json errors,
+    the body cap, request ids, metrics, and the operations routes."""
+    app.state.settings = settings
+    app.state.trusted_issuer = TrustedIssuer(
+        settings.identity_jwks_file,
+        issuer=settings.identity_issuer,
+        audience=settings.identity_audience,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    install_metrics(app, service)
+    app.include_router(operations)
+
+
+async def open_database_and_key(app: FastAPI, settings: ServiceSettings, migrations: Path) -> None:
+    """The start of every service's lifespan: its database (migrated when the settings say so)
+    and its signing key, made on first start."""
+    database = Database(settings.database_url, migrations)
+    if getattr(settings, "migrate_on_start", True):
+        await asyncio.to_thread(database.upgrade)
+    app.state.database = database
+    app.state.signing_key = KeyPair.load_or_create(settings.key_dir / "signing.pem")

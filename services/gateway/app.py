@@ -1,6 +1,5 @@
 """The gateway application factory."""
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +16,7 @@ from services.gateway.openapi import TAGS, with_shared_schemas
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.routing import Upstreams
 from services.gateway.settings import GatewaySettings
-from shared.api import BodyLimit, operations
-from shared.db import Database
-from shared.identity import TrustedIssuer
-from shared.logs import RequestIdMiddleware
-from shared.metrics import install_metrics
-from shared.problems import install_problem_handlers
+from shared.api import install_service_basics, open_database_and_key, operations
 from shared.signing import KeyPair, jwks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -76,13 +70,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url, MIGRATIONS)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(database.upgrade)
-        app.state.database = database
-        key = KeyPair.load_or_create(settings.key_dir / "signing.pem")
-        app.state.signing_key = key
-        publish_identity_keys(key, settings.identity_jwks_file)
+        await open_database_and_key(app, settings, MIGRATIONS)
+        database = app.state.database
+        publish_identity_keys(app.state.signing_key, settings.identity_jwks_file)
         app.state.upstreams = Upstreams(settings, upstream_transport)
         try:
             yield
@@ -104,14 +94,8 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.trusted_issuer = TrustedIssuer(
-        settings.identity_jwks_file,
-        issuer=settings.identity_issuer,
-        audience=settings.identity_audience,
-    )
+    install_service_basics(app, settings, "gateway")
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    install_problem_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -121,11 +105,7 @@ def create_app(
             expose_headers=["etag", "retry-after", "x-request-id", "location"],
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
-    install_metrics(app, "gateway")
     app.include_router(router)
-    app.include_router(operations)
     app.openapi = with_shared_schemas(app, router, operations)  # type: ignore[method-assign]
     return app
 

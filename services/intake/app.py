@@ -12,16 +12,10 @@ from fastapi import FastAPI
 from services.intake import models  # noqa: F401  (registers the tables)
 from services.intake.api import router
 from services.intake.settings import IntakeSettings
-from shared.api import BodyLimit, operations, published_keys
-from shared.db import Database
+from shared.api import install_service_basics, open_database_and_key, published_keys
 from shared.documents import province_service
-from shared.identity import TrustedIssuer
-from shared.logs import RequestIdMiddleware
-from shared.metrics import install_metrics
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
-from shared.problems import install_problem_handlers
-from shared.signing import KeyPair
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,11 +29,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url, MIGRATIONS)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(database.upgrade)
-        app.state.database = database
-        app.state.signing_key = KeyPair.load_or_create(settings.key_dir / "signing.pem")
+        await open_database_and_key(app, settings, MIGRATIONS)
+        database = app.state.database
         relay = OutboxRelay(
             database,
             resolve=lambda destination: _route(settings, destination),
@@ -69,18 +60,8 @@ def create_app(
         lifespan=lifespan,
         description="Receives signed recommendations from Bawaslu offices.",
     )
-    app.state.settings = settings
-    app.state.trusted_issuer = TrustedIssuer(
-        settings.identity_jwks_file,
-        issuer=settings.identity_issuer,
-        audience=settings.identity_audience,
-    )
-    install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
-    install_metrics(app, "intake")
+    install_service_basics(app, settings, "intake")
     app.include_router(router)
-    app.include_router(operations)
     app.include_router(published_keys)
     return app
 

@@ -14,15 +14,9 @@ from services.recommendation import models, service  # noqa: F401  (models regis
 from services.recommendation.api import router
 from services.recommendation.settings import RecommendationSettings
 from services.recommendation.totals import router as totals_router
-from shared.api import BodyLimit, operations, published_keys
-from shared.db import Database
-from shared.identity import TrustedIssuer
-from shared.logs import RequestIdMiddleware
-from shared.metrics import install_metrics
+from shared.api import install_service_basics, open_database_and_key, published_keys
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
-from shared.problems import install_problem_handlers
-from shared.signing import KeyPair
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("siapnet.recommendation")
@@ -38,11 +32,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url, MIGRATIONS)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(database.upgrade)
-        app.state.database = database
-        app.state.signing_key = KeyPair.load_or_create(settings.key_dir / "signing.pem")
+        await open_database_and_key(app, settings, MIGRATIONS)
+        database = app.state.database
         app.state.context = service.Context(settings=settings, signing_key=app.state.signing_key)
         app.state.peer_keys = PeerKeys(settings.peer_url, transport=peer_transport)
         relay = OutboxRelay(
@@ -70,19 +61,9 @@ def create_app(
 
     title = f"SIAPNET recommendation ({settings.tier})"
     app = FastAPI(title=title, version="1", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.trusted_issuer = TrustedIssuer(
-        settings.identity_jwks_file,
-        issuer=settings.identity_issuer,
-        audience=settings.identity_audience,
-    )
-    install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
-    install_metrics(app, f"recommendation-{settings.tier}")
+    install_service_basics(app, settings, f"recommendation-{settings.tier}")
     app.include_router(router)
     app.include_router(totals_router)
-    app.include_router(operations)
     app.include_router(published_keys)
     return app
 
