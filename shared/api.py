@@ -3,6 +3,7 @@ and the operations routes (liveness, readiness, published keys, metrics)."""
 
 import asyncio
 from collections.abc import Iterator
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated
 
@@ -107,6 +108,14 @@ def get_metrics(request: Request) -> Response:
     registry = getattr(request.app.state, "metrics", None)
     if registry is None:
         raise NotFound("this service exports no metrics")
+    allowed = [ip_network(block) for block in request.app.state.settings.metrics_allow_from]
+    client = request.client.host if request.client else ""
+    try:
+        address = ip_address(client)
+    except ValueError:
+        address = None
+    if address is None or not any(address in block for block in allowed):
+        raise NotFound("this service exports no metrics to this address")
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

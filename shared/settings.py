@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     identity_issuer: str = "siapnet-gateway"
     identity_audience: str = "siapnet"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Who may read /metrics: address blocks (internal services sit behind network policies).
+    metrics_allow_from: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Self:

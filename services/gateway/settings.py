@@ -33,6 +33,17 @@ class GatewaySettings(ServiceSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     rate_limit_burst: int = Field(default=100, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    # The gateway faces the public: its /metrics answers loopback and private networks only.
+    metrics_allow_from: list[str] = Field(
+        default_factory=lambda: [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ]
+    )
 
     def province_url(self, province_code: str) -> str:
         return self.province_routes.get(province_code, self.default_province_url)

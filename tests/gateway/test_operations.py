@@ -135,3 +135,18 @@ async def test_an_oversized_body_is_413_everywhere_before_it_is_read(front):
 
     assert declared.status_code == chunked.status_code == 413
     assert chunked.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_gateways_metrics_are_not_for_the_public(front, tmp_path, system, identity_key):
+    identity_key.save(tmp_path / "keys" / "closed" / "signing.pem")
+    settings = gateway_settings(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path}/closed.db",
+        key_dir=tmp_path / "keys" / "closed",
+        metrics_allow_from=["10.0.0.0/8"],
+    )
+    async with running(create_app(settings, upstream_transport=system.mesh), "https://g") as gw:
+        refused = await gw.get("/metrics")  # the in-process client's address is 127.0.0.1
+
+    assert refused.status_code == 404
+    assert "siapnet_http" not in refused.text
