@@ -20,7 +20,7 @@ run: $(READY)  ## the whole system on this machine, SQLite files under var/
 	$(PY) -m services
 
 test: $(READY)  ## every test; PostgreSQL tests start a throwaway cluster
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(READY)
 	$(VENV)/bin/ruff check .
