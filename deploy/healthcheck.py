@@ -9,7 +9,9 @@ import urllib.request
 service = os.environ.get("SERVICE", "")
 prefix = f"SIAPNET_{service.upper()}_"
 port = os.environ.get(prefix + "PORT", "8000")
-secure = service == "gateway" and os.environ.get(prefix + "TLS_CERTIFICATE")
+secure = service == "gateway" and (
+    os.environ.get(prefix + "TLS_CERTIFICATE") or os.environ.get(prefix + "TLS_LOCAL_CA_DIR")
+)
 url = f"{'https' if secure else 'http'}://127.0.0.1:{port}/healthz"
 context = ssl._create_unverified_context() if secure else None  # our own loopback, by name
 try:

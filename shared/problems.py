@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -327,6 +328,18 @@ def install_problem_handlers(app: FastAPI) -> None:
                 headers=getattr(exc, "headers", None),
             )
         return problem_response(cls(str(exc.detail), headers=exc.headers), request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def on_database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A lost connection is an outage to wait out, not a bug: 503, and the client retries.
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+            return await on_unexpected(request, exc)
+        log.warning("database unavailable", extra={"path": request.url.path})
+        problem = ServiceUnavailable(
+            "the service's database is not answering; try again shortly",
+            headers={"retry-after": "5"},
+        )
+        return problem_response(problem, request.url.path)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

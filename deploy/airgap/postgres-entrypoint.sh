@@ -11,7 +11,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
   echo "host all all ::/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  "$bin/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=127.0.0.1 -k /tmp" -w start >/dev/null
+  # Socket only, so the healthcheck cannot see this first-start server.
+  "$bin/pg_ctl" -D "$PGDATA" -o "-c listen_addresses='' -k /tmp" -w start >/dev/null
   for name in ${POSTGRES_DATABASES:-}; do
     "$bin/psql" -h /tmp -U postgres -q -c "CREATE DATABASE \"$name\""
   done

@@ -96,3 +96,26 @@ def test_the_formatter_drops_personal_fields():
 
     assert "reporter" not in line and "nip" not in line
     assert line["office"] == "o"
+
+
+async def test_a_lost_database_is_a_503_to_retry_not_a_500(intake, token_for):
+    from services.intake.app import MIGRATIONS
+    from shared.db import Database
+    from tests.support.postgres import free_port
+
+    working = intake.app.state.database
+    intake.app.state.database = Database(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/x", MIGRATIONS
+    )
+    headers = {"authorization": f"Bearer {token_for('bawaslu-36.01')}"}
+    try:
+        answer = await intake.get(
+            "/v1/documents/00000000-0000-4000-8000-000000000000", headers=headers
+        )
+    finally:
+        intake.app.state.database.dispose()
+        intake.app.state.database = working
+
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE
