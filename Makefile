@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: run test lint format migrate up down images clean
+.PHONY: run test lint format migrate up down images bench clean
 
 $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,12 @@ up: $(READY)  ## the exchange in containers on PostgreSQL (deploy/compose.yaml)
 
 down:
 	bash deploy/compose.sh down
+
+bench: $(READY)  ## load and totals benchmark: numbers, JSON and a chart in bench/results/
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "the benchmark needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

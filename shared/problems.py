@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://siapnet.bawaslu.go.id/problems/"
@@ -328,6 +330,12 @@ def install_problem_handlers(app: FastAPI) -> None:
                 headers=getattr(exc, "headers", None),
             )
         return problem_response(cls(str(exc.detail), headers=exc.headers), request.url.path)
+
+    @app.exception_handler(ClientDisconnect)
+    async def on_client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # Nobody is left to answer; not a server error, so no traceback in the logs.
+        log.info("client disconnected", extra={"path": request.url.path})
+        return Response(status_code=499)
 
     @app.exception_handler(DBAPIError)
     async def on_database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -1,0 +1,357 @@
+"""`make bench`: how fast the exchange takes recommendations, and how fast totals answer.
+
+It starts the real system (the `make run` processes, SQLite files, gateway over HTTPS) in a
+temporary directory, registers the Banten offices' keys, signs every document and logs every
+office in before any clock starts, and drives the gateway with wrk (the load client must outrun
+the server: DESIGN §8). In the same run it measures the baselines the numbers are ratios of:
+raw ES256 verifications per second, and a bare FastAPI endpoint behind the same gateway hop.
+Totals are timed over 1,000,000 recommendations on a throwaway PostgreSQL cluster.
+
+Results: bench/results/<time>.json and .png. `BENCH_SECONDS` sets each load phase (default 20).
+"""
+
+import json
+import os
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench import totals
+from services import demo
+from services.local import Layout, Ports, stop
+from shared.documents import INTAKE_AUDIENCE, RECOMMENDATION_TYP
+from shared.signing import KeyPair, verify
+from tests.support.offices import example
+from tests.support.postgres import free_port
+
+HERE = Path(__file__).parent
+SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
+PASSWORD = "bench-password-" + uuid.uuid4().hex[:8]
+TARGETS = {
+    "accepted_per_second": 500,
+    "p99_ms_at_200_per_second": 100,
+    "national_visibility_p95_s": 2.0,
+    "totals_1m_ms": 200,
+}
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def es256_verifications_per_second(seconds: float = 3.0) -> float:
+    key = KeyPair.generate()
+    compact = key.sign({"jti": str(uuid.uuid4()), "recommendation": example()}, RECOMMENDATION_TYP)
+    known = {key.kid: key.public_jwk}.get
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        verify(compact, typ=RECOMMENDATION_TYP, key_for=known)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def wrk(
+    url: str, requests_file: Path, *, connections: int, delay_ms: int = 0, offset: int = 0
+) -> dict:
+    environment = {
+        **os.environ,
+        "BENCH_REQUESTS": str(requests_file),
+        "BENCH_DELAY_MS": str(delay_ms),
+        "BENCH_THREADS": "1",
+        "BENCH_OFFSET": str(offset),
+    }
+    answer = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{SECONDS}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "submit.lua"),
+            url,
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(answer.stdout.strip().splitlines()[-1])
+    result["accepted_per_second"] = (result["created"] + result["repeated"]) / result["seconds"]
+    result["offered_per_second"] = result["requests"] / result["seconds"]
+    return result
+
+
+class System:
+    """The `make run` processes in a directory of their own, with the demo offices."""
+
+    def __init__(self, directory: Path) -> None:
+        ports = Ports(
+            gateway=free_port(), intake=free_port(), province=free_port(), national=free_port()
+        )
+        fast = {
+            # The benchmark drives a few offices hard; the per-subject limit would refuse it.
+            "SIAPNET_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+            "SIAPNET_GATEWAY_RATE_LIMIT_BURST": "100000",
+            "SIAPNET_GATEWAY_LOG_LEVEL": "WARNING",
+            "SIAPNET_INTAKE_LOG_LEVEL": "WARNING",
+            "SIAPNET_RECOMMENDATION_LOG_LEVEL": "WARNING",
+            "SIAPNET_INTAKE_OUTBOX_POLL_SECONDS": "0.2",
+            "SIAPNET_RECOMMENDATION_OUTBOX_POLL_SECONDS": "0.2",
+        }
+        self.layout = Layout(directory, ports, extra=fast)
+        self.processes: list[subprocess.Popen] = []
+        self.logs = directory / "logs"
+
+    def start(self) -> None:
+        self.layout.prepare()
+        demo.seed_accounts(
+            f"sqlite:///{self.layout.var}/gateway.db", {"admin": PASSWORD, "demo": PASSWORD}
+        )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for service in self.layout.services():
+            handle = (self.logs / f"{service.name}.log").open("w")
+            self.processes.append(self.layout.start(service, stdout=handle, stderr=handle))
+        self.keys = self.layout.var / "office-keys"
+        demo.register_office_keys(self.layout.gateway_url, self.layout.ca, PASSWORD, self.keys)
+
+    def client(self) -> httpx.Client:
+        trusted = ssl.create_default_context(cafile=str(self.layout.ca))
+        return httpx.Client(base_url=self.layout.gateway_url, verify=trusted, timeout=30)
+
+    def token(self, client: httpx.Client, username: str) -> str:
+        answer = client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": username, "password": PASSWORD},
+        )
+        answer.raise_for_status()
+        return answer.json()["access_token"]
+
+    def stop(self) -> None:
+        stop(self.processes)
+
+
+def signed_requests(system: System, client: httpx.Client, count: int, path: Path) -> None:
+    """`count` distinct signed recommendations, round-robin over Banten's regencies."""
+    offices = [office for office in demo.offices() if office.count(".") == 1]
+    keys = {office: KeyPair.load(system.keys / f"{office}.pem") for office in offices}
+    tokens = {office: system.token(client, office) for office in offices}
+    recommendation = example()
+    now = int(time.time())
+    with path.open("w") as lines:
+        for number in range(count):
+            office = offices[number % len(offices)]
+            body = dict(recommendation, region_code=office.removeprefix("bawaslu-"))
+            payload = {
+                "jti": str(uuid.uuid4()),
+                "iss": office,
+                "aud": INTAKE_AUDIENCE,
+                "iat": now,
+                "recommendation": body,
+            }
+            lines.write(f"{tokens[office]}\t{keys[office].sign(payload, RECOMMENDATION_TYP)}\n")
+
+
+def national_visibility(system: System, client: httpx.Client, samples: int = 40) -> dict:
+    """Seconds from submission until a national officer sees it through the gateway (held by
+    the province), and from Banten's forward until it is at the national service."""
+    office = "bawaslu-36.01"
+    key = KeyPair.load(system.keys / f"{office}.pem")
+    own = {
+        "authorization": f"Bearer {system.token(client, office)}",
+        "content-type": "application/jose",
+    }
+    banten = {"authorization": f"Bearer {system.token(client, 'bawaslu-36')}"}
+    national = {"authorization": f"Bearer {system.token(client, 'bawaslu-ri')}"}
+    seen, forwarded = [], []
+    for _ in range(samples):
+        payload = {
+            "jti": str(uuid.uuid4()),
+            "iss": office,
+            "aud": INTAKE_AUDIENCE,
+            "iat": int(time.time()),
+            "recommendation": example(),
+        }
+        started = time.perf_counter()
+        rec = client.post(
+            "/v1/recommendations", content=key.sign(payload, RECOMMENDATION_TYP), headers=own
+        ).json()["document_id"]
+        seen.append(_until(client, rec, national, {"submitted"}) - started)
+        for action in ("verify", "forward"):
+            read = client.get(f"/v1/recommendations/{rec}", headers=banten)
+            client.post(
+                f"/v1/recommendations/{rec}/transitions",
+                json={"action": action},
+                headers={**banten, "if-match": read.headers["etag"]},
+            ).raise_for_status()
+        started = time.perf_counter()
+        forwarded.append(_until(client, rec, national, {"forwarded"}, national_only=True) - started)
+    return {"submitted_to_visible": _summary(seen), "forwarded_to_national": _summary(forwarded)}
+
+
+def _until(client, rec, headers, statuses, *, national_only=False, timeout=30.0) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        answer = client.get(f"/v1/recommendations/{rec}", headers=headers)
+        body = answer.json() if answer.status_code == 200 else {}
+        history = [h["to_status"] for h in body.get("history", [])]
+        if body.get("status") in statuses and (not national_only or history == ["forwarded"]):
+            return time.perf_counter()
+        time.sleep(0.01)
+    raise RuntimeError(f"{rec} never became {statuses}")
+
+
+def _summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {
+        "n": len(ordered),
+        "p50_s": statistics.median(ordered),
+        "p95_s": ordered[max(0, int(len(ordered) * 0.95) - 1)],
+        "max_s": ordered[-1],
+    }
+
+
+def bare_hop(system: System, requests_file: Path) -> dict:
+    """The same gateway in front of a FastAPI endpoint that only answers: the hop's ceiling."""
+    bare_port, gateway_port = free_port(), free_port()
+    bare = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare:app",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=HERE.parent,
+    )
+    gateway = next(s for s in system.layout.services() if s.name == "gateway")
+    environment = {
+        **gateway.env,
+        **system.layout.extra,
+        "SIAPNET_GATEWAY_PORT": str(gateway_port),
+        "SIAPNET_GATEWAY_INTAKE_URL": f"http://127.0.0.1:{bare_port}",
+        "SIAPNET_GATEWAY_DATABASE_URL": f"sqlite:///{system.layout.var}/gateway.db",
+    }
+    front = subprocess.Popen(
+        [sys.executable, "-m", "services.gateway"], env={**os.environ, **environment}
+    )
+    try:
+        trusted = ssl.create_default_context(cafile=str(system.layout.ca))
+        for _ in range(100):
+            try:
+                if httpx.get(
+                    f"https://127.0.0.1:{gateway_port}/healthz", verify=trusted
+                ).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return wrk(f"https://127.0.0.1:{gateway_port}", requests_file, connections=32)
+    finally:
+        stop([front, bare])
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("bench: wrk is needed (apt-get install wrk)")
+    results: dict = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "seconds_per_phase": SECONDS,
+        "targets": TARGETS,
+        "machine": {"cores": os.cpu_count()},
+    }
+    log("baseline: raw ES256 verifications on one core")
+    results["es256_verifications_per_second"] = es256_verifications_per_second()
+    directory = Path(tempfile.mkdtemp(prefix="siapnet-bench-"))
+    system = System(directory)
+    try:
+        log(f"starting the system in {directory}")
+        system.start()
+        with system.client() as client:
+            requests_file = directory / "requests.tsv"
+            per_phase = SECONDS * 1500  # more than any phase can send: no document repeats
+            count = 2 * per_phase
+            log(f"signing {count} recommendations and logging the offices in (before the clock)")
+            signed_requests(system, client, count, requests_file)
+            log("baseline: a bare FastAPI endpoint behind the same gateway hop")
+            results["bare_hop"] = bare_hop(system, requests_file)
+            log("load: as many submissions as the gateway takes (wrk, 32 connections)")
+            results["max_load"] = wrk(system.layout.gateway_url, requests_file, connections=32)
+            log("load: 200 submissions/s offered (8 connections, each paced to 40 ms)")
+            results["at_200_per_second"] = wrk(
+                system.layout.gateway_url,
+                requests_file,
+                connections=8,
+                delay_ms=40,
+                offset=per_phase,
+            )
+            log("visibility at national")
+            results["national_visibility"] = national_visibility(system, client)
+    finally:
+        system.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    log("totals over 1,000,000 recommendations on PostgreSQL")
+    results["totals_1m"] = totals.measure(rows=int(os.environ.get("BENCH_TOTALS_ROWS", "1000000")))
+    results["ratios"] = ratios(results)
+    results["verdicts"] = verdicts(results)
+    write(results)
+
+
+def ratios(results: dict) -> dict:
+    accepted = results["max_load"]["accepted_per_second"]
+    return {
+        "accepted_vs_bare_hop": accepted / results["bare_hop"]["accepted_per_second"],
+        "accepted_vs_es256_verifications": accepted / results["es256_verifications_per_second"],
+        "p99_vs_bare_hop_p99": results["max_load"]["p99_ms"] / results["bare_hop"]["p99_ms"],
+    }
+
+
+def verdicts(results: dict) -> dict:
+    measured = {
+        "accepted_per_second": results["max_load"]["accepted_per_second"],
+        "p99_ms_at_200_per_second": results["at_200_per_second"]["p99_ms"],
+        "national_visibility_p95_s": results["national_visibility"]["submitted_to_visible"][
+            "p95_s"
+        ],
+        "totals_1m_ms": max(q["p95_ms"] for q in results["totals_1m"]["queries"].values()),
+    }
+    higher_is_better = {"accepted_per_second"}
+    return {
+        name: {
+            "measured": value,
+            "target": TARGETS[name],
+            "met": value >= TARGETS[name] if name in higher_is_better else value <= TARGETS[name],
+        }
+        for name, value in measured.items()
+    }
+
+
+def write(results: dict) -> None:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = HERE / "results" / f"{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    from bench.chart import draw
+
+    draw(results, path.with_suffix(".png"))
+    for name, verdict in results["verdicts"].items():
+        mark = "met" if verdict["met"] else "MISSED"
+        log(f"{name}: {verdict['measured']:.2f} (target {verdict['target']}) {mark}")
+    for name, value in results["ratios"].items():
+        log(f"{name}: {value:.3f}")
+    log(f"results: {path} and {path.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
