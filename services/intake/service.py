@@ -269,25 +269,28 @@ def _store(
         path=ENVELOPES_PATH,
         body=envelope,
     )
-    audit.append(
+    audit.append_all(
         session,
-        kind=audit.AuditKind.document_received,
-        document_id=document.id,
-        details={
-            "sha256": digest,
-            "registration_number": number,
-            "office": key.office_id,
-            "kid": key.kid,
-        },
-    )
-    audit.append(
-        session,
-        kind=audit.AuditKind.envelope_sent,
-        document_id=document.id,
-        details={
-            "destination": destination,
-            "envelope_sha256": hashlib.sha256(envelope.encode()).hexdigest(),
-        },
+        [
+            audit.Event(
+                audit.AuditKind.document_received,
+                document.id,
+                {
+                    "sha256": digest,
+                    "registration_number": number,
+                    "office": key.office_id,
+                    "kid": key.kid,
+                },
+            ),
+            audit.Event(
+                audit.AuditKind.envelope_sent,
+                document.id,
+                {
+                    "destination": destination,
+                    "envelope_sha256": hashlib.sha256(envelope.encode()).hexdigest(),
+                },
+            ),
+        ],
     )
     session.commit()
     return document
