@@ -1,12 +1,15 @@
 """HTTP pieces every service shares: a database session per request, the signed-body reader,
-and the operations routes (liveness, readiness, published keys, metrics)."""
+the body cap and deadline, the security headers, and the operations routes (liveness,
+readiness, published keys, metrics)."""
 
 import asyncio
+import time
 from collections.abc import Iterator
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
@@ -20,6 +23,8 @@ from shared.problems import (
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
+    Problem,
+    RequestTimeout,
     UnsupportedMediaType,
     install_problem_handlers,
     problem_response,
@@ -121,11 +126,13 @@ def get_metrics(request: Request) -> Response:
 
 class BodyLimit:
     """Refuse any request body over `max_bytes` with 413 — declared or streamed — before a
-    handler reads it into memory."""
+    handler reads it into memory, and one still incomplete `timeout_seconds` after the request
+    began with 408, closing its connection: a client dribbling bytes holds nothing for long."""
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -133,37 +140,109 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._answer(self._too_large(), scope, receive, send)
             return
+        deadline = time.monotonic() + self.timeout_seconds
         seen = 0
-        refused = False
+        complete = refused = responding = False
 
         async def counted() -> dict:
-            nonlocal seen, refused
-            message = await receive()
-            if message["type"] == "http.request" and not refused:
+            nonlocal seen, complete, refused
+            if complete or refused or responding:
+                return await receive()
+            message = None
+            with anyio.move_on_after(deadline - time.monotonic()):
+                message = await receive()
+            if message is None:
+                problem: Problem = RequestTimeout(
+                    f"the request body must arrive within {self.timeout_seconds:g} seconds",
+                    headers={"connection": "close"},
+                )
+            elif message["type"] != "http.request":
+                return message
+            else:
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    # Answer now; to the handler the client is gone, so it stops reading.
-                    refused = True
-                    await self._refuse(scope, receive, send)
-                    return {"type": "http.disconnect"}
-            return message
+                complete = not message.get("more_body", False)
+                if seen <= self.max_bytes:
+                    return message
+                problem = self._too_large()
+            # Answer now; to the handler the client is gone, so it stops reading.
+            refused = True
+            await self._answer(problem, scope, receive, send)
+            return {"type": "http.disconnect"}
 
         async def unless_refused(message: dict) -> None:
+            nonlocal responding
             if not refused:
+                responding = True
                 await send(message)
 
         await self.app(scope, counted, unless_refused)
 
-    async def _refuse(self, scope, receive, send) -> None:
-        problem = PayloadTooLarge(f"a request body may be at most {self.max_bytes} bytes")
+    def _too_large(self) -> Problem:
+        return PayloadTooLarge(f"a request body may be at most {self.max_bytes} bytes")
+
+    @staticmethod
+    async def _answer(problem: Problem, scope, receive, send) -> None:
         await problem_response(problem, scope["path"])(scope, receive, send)
 
 
-def install_service_basics(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+DOCS_PATHS = ("/docs", "/redoc")
+DOCS_CSP = (  # the API docs pages load their scripts and styles from a CDN
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
+    b" style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
+    b" img-src 'self' data: https://fastapi.tiangolo.com"
+)
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+
+
+class SecurityHeaders:
+    """The usual hardening headers on every answer, and HSTS where the service itself faces
+    browsers over HTTPS. An answer that already names one of them keeps its own."""
+
+    def __init__(self, app, *, hsts: bool) -> None:
+        self.app = app
+        self.headers = [*SECURITY_HEADERS, HSTS] if hsts else SECURITY_HEADERS
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if scope["path"] in DOCS_PATHS else API_CSP
+
+        async def with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in self.headers if n not in present]
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", csp))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install_security_headers(app: FastAPI, *, hsts: bool) -> None:
+    """Wrap the whole application, Starlette's own error middleware included, so that even the
+    500 of a crash carries the headers (`add_middleware` would put them inside it)."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build(), hsts=hsts)  # type: ignore[method-assign]
+
+
+def install_service_basics(
+    app: FastAPI, settings: ServiceSettings, service: str, *, hsts: bool = False
+) -> None:
     """What every service's app has: its settings, the access-token check, problem+json errors,
-    the body cap, request ids, metrics, and the operations routes."""
+    the body cap and deadline, request ids, metrics, security headers (HSTS with `hsts`: only
+    for a service that serves HTTPS itself), and the operations routes."""
     app.state.settings = settings
     app.state.trusted_issuer = TrustedIssuer(
         settings.identity_jwks_file,
@@ -171,9 +250,14 @@ def install_service_basics(app: FastAPI, settings: ServiceSettings, service: str
         audience=settings.identity_audience,
     )
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app, service)
+    install_security_headers(app, hsts=hsts)
     app.include_router(operations)
 
 

@@ -46,7 +46,7 @@ def today_in_indonesia() -> date:
 
 def _nip(value: str) -> str:
     """NIP: birth date YYYYMMDD, appointment YYYYMM, sex digit 1 or 2, three-digit sequence."""
-    if not re.fullmatch(r"\d{18}", value):
+    if not re.fullmatch(r"[0-9]{18}", value):
         raise ValueError("a NIP is exactly 18 digits")
     try:
         born = date(int(value[0:4]), int(value[4:6]), int(value[6:8]))

@@ -133,6 +133,11 @@ class PreconditionFailed(Problem):
     }
 
 
+class RequestTimeout(Problem):
+    status, slug, title = 408, "request-timeout", "The request body came too slowly"
+    example = "the request body must arrive within 30 seconds"
+
+
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "The request body is too large"
     example = "a document may be at most 1048576 bytes"

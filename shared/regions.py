@@ -13,8 +13,8 @@ from functools import lru_cache
 from lokal import wilayah
 
 NATIONAL_OFFICE = "bawaslu-ri"
-_OFFICE_ID = re.compile(r"^bawaslu-(?P<region>\d{2}(?:\.\d{2})?)$")
-_REGION_CODE = re.compile(r"^\d{2}(?:\.\d{2}(?:\.\d{2}(?:\.\d{4})?)?)?$")
+_OFFICE_ID = re.compile(r"bawaslu-(?P<region>[0-9]{2}(?:\.[0-9]{2})?)")
+_REGION_CODE = re.compile(r"[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{2}(?:\.[0-9]{4})?)?)?")
 
 
 class Tier(StrEnum):
@@ -62,7 +62,7 @@ class Office:
 @lru_cache(maxsize=4096)
 def region(code: str) -> Region | None:
     """The region with this Kemendagri code, or None when no such region exists."""
-    if not _REGION_CODE.match(code):
+    if not _REGION_CODE.fullmatch(code):
         return None
     found = wilayah.get_wilayah(code)
     return None if found is None else Region(code=found.code, name=found.name)
@@ -73,7 +73,7 @@ def office(office_id: str) -> Office | None:
     """The office with this id, or None when the id names no real office."""
     if office_id == NATIONAL_OFFICE:
         return Office(id=office_id, tier=Tier.national, region=None)
-    match = _OFFICE_ID.match(office_id)
+    match = _OFFICE_ID.fullmatch(office_id)
     if match is None:
         return None
     found = region(match["region"])

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     identity_issuer: str = "siapnet-gateway"
     identity_audience: str = "siapnet"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request body must have arrived this long after its request began (408 otherwise), so a
+    # client dribbling bytes cannot hold a connection open: 1 MiB at ~35 KB/s still makes it.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
     # Who may read /metrics: address blocks (internal services sit behind network policies).
     metrics_allow_from: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
 

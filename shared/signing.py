@@ -25,6 +25,8 @@ ALGORITHM = "ES256"
 CURVE = "P-256"
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit", "b64"})
 MAX_COMPACT_LENGTH = 1024 * 1024
+# Our documents nest a few levels; far deeper JSON is an attack on the decoder's recursion.
+MAX_JSON_DEPTH = 32
 _B64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -35,6 +37,33 @@ class SignatureError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.malformed = malformed
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than MAX_JSON_DEPTH arrays and objects."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    containers = [(value, 1)]
+    while containers:
+        node, depth = containers.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        containers.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def load_json(raw: str | bytes) -> Any:
+    """`json.loads`, refusing with JsonTooDeep (a ValueError) what nests deeper than
+    MAX_JSON_DEPTH, instead of a RecursionError or a value that later code cannot walk."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise JsonTooDeep(f"nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if isinstance(value, dict | list) and _deeper_than(value, MAX_JSON_DEPTH):
+        raise JsonTooDeep(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
 
 
 def b64url_encode(data: bytes) -> str:
@@ -165,7 +194,9 @@ def read_header(compact: str) -> dict[str, Any]:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise SignatureError("not a compact JWS: expected three base64url parts", malformed=True)
     try:
-        header = json.loads(b64url_decode(parts[0]))
+        header = load_json(b64url_decode(parts[0]))
+    except JsonTooDeep as exc:
+        raise SignatureError(f"the JWS header {exc}", malformed=True) from None
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise SignatureError("the JWS header is not base64url JSON", malformed=True) from exc
     if not isinstance(header, dict):
@@ -205,7 +236,9 @@ def verify(
     except JOSEError as exc:
         raise SignatureError("the signature does not match the document") from exc
     try:
-        payload = json.loads(payload_bytes)
+        payload = load_json(payload_bytes)
+    except JsonTooDeep as exc:
+        raise SignatureError(f"the payload {exc}", malformed=True) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise SignatureError("the payload is not JSON", malformed=True) from exc
     if not isinstance(payload, dict):
@@ -214,5 +247,6 @@ def verify(
 
 
 def unverified_payload(compact: str) -> Any:
-    """The payload of a compact JWS without checking anything: only for display and routing."""
-    return json.loads(b64url_decode(compact.split(".")[1]))
+    """The payload of a compact JWS without checking anything: only for display and routing.
+    Raises ValueError (JsonTooDeep among them) or UnicodeDecodeError when it is not JSON."""
+    return load_json(b64url_decode(compact.split(".")[1]))

@@ -3,7 +3,7 @@ do, then hands the call to the service that owns the data (`routing`) or to `acc
 
 from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse
@@ -64,6 +64,13 @@ from shared.schemas import (
 from shared.signing import jwks
 
 router = APIRouter()
+
+
+def segment(value: str) -> str:
+    """A path parameter as one URL segment of the upstream call: `/`, `?`, `#` and control
+    characters escaped, so a caller cannot steer the call to another path."""
+    return quote(value, safe="")
+
 
 WRITERS = frozenset({"officer", "supervisor", "liaison"})
 # What every route that needs a token can answer besides its own refusals.
@@ -523,12 +530,12 @@ async def get_recommendation(
     """The freshest copy for the caller: its tier's service; for national, a recommendation not
     yet forwarded comes from the province holding it; right after submission, from intake
     (status `received`)."""
-    path = f"/v1/recommendations/{recommendation_id}"
+    path = f"/v1/recommendations/{segment(recommendation_id)}"
     answer = await upstream.call("GET", upstream.recommendations_for(caller), path, request)
     if answer.status_code != 404:
         return relayed(answer)
     at_intake = await upstream.call(
-        "GET", upstream.settings.intake_url, f"/v1/documents/{recommendation_id}", request
+        "GET", upstream.settings.intake_url, f"/v1/documents/{segment(recommendation_id)}", request
     )
     if at_intake.status_code != 200:
         return relayed(answer)
@@ -593,7 +600,7 @@ async def transition_recommendation(
         await upstream.call(
             "POST",
             upstream.recommendations_for(caller),
-            f"/v1/recommendations/{recommendation_id}/transitions",
+            f"/v1/recommendations/{segment(recommendation_id)}/transitions",
             request,
             content=body.model_dump_json().encode(),
             headers={"content-type": "application/json"},
@@ -697,7 +704,7 @@ async def get_receipt(
     """The signed receipt, for the submitting office and the offices above it."""
     return relayed(
         await upstream.call(
-            "GET", upstream.settings.intake_url, f"/v1/receipts/{document_id}", request
+            "GET", upstream.settings.intake_url, f"/v1/receipts/{segment(document_id)}", request
         )
     )
 
@@ -730,7 +737,7 @@ async def register_office_key(
         await upstream.call(
             "POST",
             upstream.settings.intake_url,
-            f"/v1/offices/{office_id}/keys",
+            f"/v1/offices/{segment(office_id)}/keys",
             request,
             content=body.model_dump_json().encode(),
             headers={"content-type": "application/json"},
@@ -754,7 +761,7 @@ async def list_office_keys(
     """An office's keys, for admins and the offices whose jurisdiction covers it."""
     return relayed(
         await upstream.call(
-            "GET", upstream.settings.intake_url, f"/v1/offices/{office_id}/keys", request
+            "GET", upstream.settings.intake_url, f"/v1/offices/{segment(office_id)}/keys", request
         )
     )
 
@@ -778,7 +785,7 @@ async def retire_office_key(
         await upstream.call(
             "POST",
             upstream.settings.intake_url,
-            f"/v1/offices/{office_id}/keys/{kid}/retire",
+            f"/v1/offices/{segment(office_id)}/keys/{segment(kid)}/retire",
             request,
         )
     )

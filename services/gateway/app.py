@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import models  # noqa: F401  (registers the tables)
 from services.gateway.api import router
@@ -20,45 +19,6 @@ from shared.api import install_service_basics, open_database_and_key, operations
 from shared.signing import KeyPair, jwks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SECURITY_HEADERS = [
-    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
-DOCS_CSP = (  # Swagger UI's page loads its script and styles from a CDN
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    b" style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    b" img-src 'self' data: https://fastapi.tiangolo.com"
-)
-API_CSP = b"default-src 'none'; frame-ancestors 'none'"
-
-
-class SecurityHeaders:
-    """HSTS and the usual hardening headers on every answer."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        csp = DOCS_CSP if scope["path"] in ("/docs", "/redoc") else API_CSP
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *extra,
-                    (b"content-security-policy", csp),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def create_app(
@@ -94,7 +54,8 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
-    install_service_basics(app, settings, "gateway")
+    # The gateway alone serves browsers over HTTPS: HSTS is its promise to keep doing so.
+    install_service_basics(app, settings, "gateway", hsts=True)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if settings.cors_origins:
         app.add_middleware(
@@ -104,7 +65,6 @@ def create_app(
             allow_headers=["authorization", "content-type", "if-match", "x-request-id"],
             expose_headers=["etag", "retry-after", "x-request-id", "location"],
         )
-    app.add_middleware(SecurityHeaders)
     app.include_router(router)
     app.openapi = with_shared_schemas(app, router, operations)  # type: ignore[method-assign]
     return app

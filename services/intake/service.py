@@ -174,19 +174,26 @@ def _check_claims(payload: dict, key: OfficeKey, clock_leeway: timedelta) -> Non
     if payload.get("aud") != documents.INTAKE_AUDIENCE:
         raise InvalidSignature(f"the document's aud must be {documents.INTAKE_AUDIENCE!r}")
     issued, expires = payload.get("iat"), payload.get("exp")
-    if type(issued) is not int:
+    if not _plausible_timestamp(issued):
         raise InvalidSignature("the document's iat must be a whole number of seconds")
     now = utcnow()
     issued_at = datetime.fromtimestamp(issued, tz=now.tzinfo)
     if issued_at > now + clock_leeway:
         raise InvalidSignature("the document's iat lies in the future")
     if expires is not None and (
-        type(expires) is not int
+        not _plausible_timestamp(expires)
         or datetime.fromtimestamp(expires, tz=now.tzinfo) + clock_leeway < now
     ):
         raise InvalidSignature("the document has expired")
     if key.retired_at is not None and issued_at >= key.retired_at:
         raise InvalidSignature("the key was retired before this document was signed")
+
+
+LAST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+def _plausible_timestamp(value: object) -> bool:
+    return type(value) is int and 0 <= value <= LAST_TIMESTAMP
 
 
 def _repeated(session: Session, document_id: str, digest: str) -> Received | None:
@@ -407,6 +414,10 @@ def apply_status_event(
 
 def _check_event_times(event: documents.StatusPayload, clock_leeway: timedelta) -> None:
     now = utcnow()
+    if not _plausible_timestamp(event.iat) or not (
+        event.exp is None or _plausible_timestamp(event.exp)
+    ):
+        raise InvalidSignature("the status event's iat or exp is out of range")
     if datetime.fromtimestamp(event.iat, tz=now.tzinfo) > now + clock_leeway:
         raise InvalidSignature("the status event's iat lies in the future")
     if (
