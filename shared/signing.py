@@ -149,10 +149,7 @@ class KeyPair:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-        os.chmod(path, 0o600)
+        write_secret(path, pem)
 
     @classmethod
     def load(cls, path: Path) -> "KeyPair":
@@ -168,6 +165,22 @@ class KeyPair:
         pair = cls.generate()
         pair.save(path)
         return pair
+
+
+def write_secret(path: Path, content: bytes) -> None:
+    """Write a secret readable by its owner only (0600), all or nothing: a process killed
+    half-way leaves the old file or none, never an empty key that stops every later start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def jwks(*public_jwks: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:

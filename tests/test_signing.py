@@ -99,3 +99,19 @@ def test_a_public_jwk_is_returned_in_canonical_form():
     assert parse_public_jwk({**jwk, "kid": "x", "alg": "ES256"}) == jwk
     with pytest.raises(ValueError, match="alg"):
         parse_public_jwk({**jwk, "alg": "HS256"})
+
+
+def test_a_key_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "keys" / "signing.pem"
+    first = KeyPair.generate()
+    first.save(path)
+
+    def crash(*_):
+        raise OSError("killed half-way")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        KeyPair.generate().save(path)
+
+    assert KeyPair.load(path).kid == first.kid  # the old key is intact
+    assert [p.name for p in path.parent.iterdir()] == ["signing.pem"]  # no partial file left

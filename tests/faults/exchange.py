@@ -1,0 +1,281 @@
+"""The exchange as `make run` starts it — gateway (HTTPS, local CA), intake, the Banten province
+service and national, each `python -m services.<name>` in its own OS process — but in a directory
+of its own, on free loopback ports, on SQLite files or on one PostgreSQL database per service,
+with a fast outbox. Any one service can be killed with SIGKILL and started again with the same
+environment: the same database, the same keys, the same port.
+
+Each service's output goes to `<var>/logs/<name>.log`, appended across restarts, with a line
+marking every start and every kill.
+"""
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services import demo
+from services.gateway.tls import ensure_local_tls
+from shared.signing import KeyPair, jwks
+from tests.support.offices import OfficeSigner
+from tests.support.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("gateway", "intake", "banten", "national")
+MIGRATIONS = {
+    "gateway": ROOT / "services" / "gateway" / "migrations",
+    "intake": ROOT / "services" / "intake" / "migrations",
+    "banten": ROOT / "services" / "recommendation" / "migrations",
+    "national": ROOT / "services" / "recommendation" / "migrations",
+}
+# A delivery that failed is retried within a second; a relay polls ten times a second.
+FAST_OUTBOX = {
+    "OUTBOX_POLL_SECONDS": "0.1",
+    "OUTBOX_BACKOFF_BASE_SECONDS": "0.1",
+    "OUTBOX_BACKOFF_CAP_SECONDS": "1",
+}
+# The driver is one client per office, far above a person's pace: rate limits are not on trial.
+GATEWAY_LIMITS = {
+    "SIAPNET_GATEWAY_RATE_LIMIT_PER_MINUTE": "1000000",
+    "SIAPNET_GATEWAY_RATE_LIMIT_BURST": "100000",
+    "SIAPNET_GATEWAY_ACCESS_TOKEN_MINUTES": "60",
+}
+ADMIN_PASSWORD = "faults-admin-password"
+DEMO_PASSWORD = "faults-demo-password"
+READY_TIMEOUT = 90.0
+
+
+def sqlite_databases(var: Path) -> dict[str, str]:
+    """The embedded default: one SQLite file per service, named as `make run` names them."""
+    names = {
+        "gateway": "gateway.db",
+        "intake": "intake.db",
+        "banten": "recommendation-36.db",
+        "national": "recommendation-national.db",
+    }
+    return {service: f"sqlite:///{var / name}" for service, name in names.items()}
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    url: str
+    database_url: str
+    env: dict[str, str]
+
+
+def layout(var: Path, ports: dict[str, int], databases: dict[str, str]) -> dict[str, ServiceSpec]:
+    """services/__main__.py's environment, with `var`, `ports` and `databases` put in."""
+    jwks_file = str(var / "keys" / "identity.jwks.json")
+    url = {name: f"http://127.0.0.1:{ports[name]}" for name in ("intake", "banten", "national")}
+    gateway_url = f"https://127.0.0.1:{ports['gateway']}"
+
+    def recommendation(name: str, **settings: str) -> dict[str, str]:
+        return {
+            f"SIAPNET_RECOMMENDATION_{key}": value
+            for key, value in {
+                "PORT": str(ports[name]),
+                "DATABASE_URL": databases[name],
+                "IDENTITY_JWKS_FILE": jwks_file,
+                "INTAKE_URL": url["intake"],
+                "NATIONAL_URL": url["national"],
+                "DEFAULT_PROVINCE_URL": url["banten"],
+                **FAST_OUTBOX,
+                **settings,
+            }.items()
+        }
+
+    specs = [
+        ServiceSpec(
+            "gateway",
+            "services.gateway",
+            gateway_url,
+            databases["gateway"],
+            {
+                "SIAPNET_GATEWAY_PORT": str(ports["gateway"]),
+                "SIAPNET_GATEWAY_DATABASE_URL": databases["gateway"],
+                "SIAPNET_GATEWAY_KEY_DIR": str(var / "keys" / "identity"),
+                "SIAPNET_GATEWAY_IDENTITY_JWKS_FILE": jwks_file,
+                "SIAPNET_GATEWAY_TLS_CERTIFICATE": str(var / "tls" / "server.pem"),
+                "SIAPNET_GATEWAY_TLS_PRIVATE_KEY": str(var / "tls" / "server-key.pem"),
+                "SIAPNET_GATEWAY_INTAKE_URL": url["intake"],
+                "SIAPNET_GATEWAY_NATIONAL_URL": url["national"],
+                "SIAPNET_GATEWAY_DEFAULT_PROVINCE_URL": url["banten"],
+                **GATEWAY_LIMITS,
+            },
+        ),
+        ServiceSpec(
+            "intake",
+            "services.intake",
+            url["intake"],
+            databases["intake"],
+            {
+                "SIAPNET_INTAKE_PORT": str(ports["intake"]),
+                "SIAPNET_INTAKE_DATABASE_URL": databases["intake"],
+                "SIAPNET_INTAKE_KEY_DIR": str(var / "keys" / "intake"),
+                "SIAPNET_INTAKE_IDENTITY_JWKS_FILE": jwks_file,
+                "SIAPNET_INTAKE_DEFAULT_ROUTE": url["banten"],
+                **{f"SIAPNET_INTAKE_{key}": value for key, value in FAST_OUTBOX.items()},
+            },
+        ),
+        ServiceSpec(
+            "banten",
+            "services.recommendation",
+            url["banten"],
+            databases["banten"],
+            recommendation(
+                "banten",
+                TIER="province",
+                PROVINCES='["36"]',
+                KEY_DIR=str(var / "keys" / "recommendation-36"),
+            ),
+        ),
+        ServiceSpec(
+            "national",
+            "services.recommendation",
+            url["national"],
+            databases["national"],
+            recommendation(
+                "national",
+                TIER="national",
+                KEY_DIR=str(var / "keys" / "recommendation-national"),
+            ),
+        ),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+@dataclass
+class ProcessExchange:
+    """The four services as OS processes, each startable, killable and restartable alone."""
+
+    var: Path
+    databases: dict[str, str]
+    specs: dict[str, ServiceSpec] = field(init=False)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    starts: dict[str, int] = field(default_factory=dict)
+    offices: dict[str, OfficeSigner] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ports = {name: free_port() for name in SERVICES}
+        self.specs = layout(self.var, ports, self.databases)
+        (self.var / "logs").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def gateway_url(self) -> str:
+        return self.specs["gateway"].url
+
+    @property
+    def ca(self) -> Path:
+        return self.var / "tls" / "ca.pem"
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    # --- the world before the first start, as services/__main__.py prepares it ---------------
+
+    def prepare(self) -> None:
+        identity = KeyPair.load_or_create(self.var / "keys" / "identity" / "signing.pem")
+        (self.var / "keys" / "identity.jwks.json").write_text(json.dumps(jwks(identity.public_jwk)))
+        ensure_local_tls(self.var / "tls")
+        demo.seed_accounts(
+            self.databases["gateway"], {"admin": ADMIN_PASSWORD, "demo": DEMO_PASSWORD}
+        )
+
+    def start_all(self) -> None:
+        """Prepare, start every service, wait until each is ready, register the offices' keys."""
+        self.prepare()
+        for name in SERVICES:
+            self.start(name)
+        for name in SERVICES:
+            self.wait_ready(name)
+        key_dir = self.var / "office-keys"
+        registered = demo.register_office_keys(self.gateway_url, self.ca, ADMIN_PASSWORD, key_dir)
+        self.offices = {
+            office: OfficeSigner(office, KeyPair.load(key_dir / f"{office}.pem"))
+            for office in registered
+        }
+
+    # --- one service --------------------------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.var / "logs" / f"{name}.log"
+
+    def _note(self, name: str, line: str) -> None:
+        with self.log_path(name).open("a") as log:
+            log.write(f"===== {time.strftime('%H:%M:%S')} {line} =====\n")
+
+    def start(self, name: str) -> None:
+        """Start the service with its environment (a second start reuses its data and keys)."""
+        spec = self.specs[name]
+        self.starts[name] = self.starts.get(name, 0) + 1
+        self._note(name, f"start #{self.starts[name]}")
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SIAPNET_")}
+        with self.log_path(name).open("a") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", spec.module],
+                env={**inherited, **spec.env},
+                cwd=self.var,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown, no flush, no lifespan; whatever was in flight is cut off."""
+        process = self.processes[name]
+        self._note(name, f"kill -9 (pid {process.pid})")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def ready(self, name: str) -> bool:
+        spec = self.specs[name]
+        verify: ssl.SSLContext | bool = self.tls_context() if name == "gateway" else False
+        try:
+            answer = httpx.get(f"{spec.url}/readyz", verify=verify, timeout=2)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200
+
+    def wait_ready(self, name: str, timeout: float = READY_TIMEOUT) -> float:
+        """Seconds until the service answers /readyz with 200; fails if it exits or hangs."""
+        started = time.monotonic()
+        while not self.ready(name):
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise ServiceDidNotComeBack(
+                    f"{name} exited with {process.returncode} while starting:\n{self.tail(name)}"
+                )
+            if time.monotonic() - started > timeout:
+                raise ServiceDidNotComeBack(
+                    f"{name} was not ready {timeout:.0f} s after starting:\n{self.tail(name)}"
+                )
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+class ServiceDidNotComeBack(AssertionError):
+    """A service that was started (or restarted after a kill) never became ready."""
