@@ -67,6 +67,25 @@ class Front:
         assert answer.status_code == 200, answer.text
         return {"authorization": f"Bearer {answer.json()['access_token']}"}
 
+    async def submit_from(self, office_id: str) -> str:
+        """Register a fresh key for `office_id` (as admin) and submit one signed recommendation
+        with that office's officer; the recommendation's id."""
+        from tests.support.offices import OfficeSigner
+
+        admin = await self.headers_for("bawaslu-ri", "admin")
+        office = OfficeSigner(office_id)
+        await self.gateway.post(
+            f"/v1/offices/{office_id}/keys", json={"jwk": office.key.public_jwk}, headers=admin
+        )
+        officer = await self.headers_for(office_id)
+        answer = await self.gateway.post(
+            "/v1/recommendations",
+            content=office.sign(),
+            headers={**officer, "content-type": "application/jose"},
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()["document_id"]
+
 
 @pytest.fixture
 async def front(system, tmp_path: Path, identity_key) -> AsyncIterator[Front]:  # noqa: F811

@@ -17,19 +17,7 @@ OUTSIDERS = {
 
 @pytest.fixture
 async def pandeglang_recommendation(front) -> str:
-    admin = await front.headers_for("bawaslu-ri", "admin")
-    office = OfficeSigner("bawaslu-36.01")
-    await front.gateway.post(
-        "/v1/offices/bawaslu-36.01/keys", json={"jwk": office.key.public_jwk}, headers=admin
-    )
-    pandeglang = await front.headers_for("bawaslu-36.01")
-    rec = (
-        await front.gateway.post(
-            "/v1/recommendations",
-            content=office.sign(),
-            headers={**pandeglang, "content-type": "application/jose"},
-        )
-    ).json()["document_id"]
+    rec = await front.submit_from("bawaslu-36.01")
     banten = await front.headers_for("bawaslu-36")
 
     async def held() -> bool:

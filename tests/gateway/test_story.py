@@ -82,19 +82,7 @@ async def test_pandeglang_to_national_and_back_through_the_gateway(front):
 
 
 async def test_a_national_officer_reads_a_recommendation_the_province_has_not_forwarded(front):
-    admin = await front.headers_for("bawaslu-ri", "admin")
-    office = OfficeSigner("bawaslu-36.01")
-    await front.gateway.post(
-        "/v1/offices/bawaslu-36.01/keys", json={"jwk": office.key.public_jwk}, headers=admin
-    )
-    pandeglang = await front.headers_for("bawaslu-36.01")
-    rec = (
-        await front.gateway.post(
-            "/v1/recommendations",
-            content=office.sign(),
-            headers={**pandeglang, "content-type": "application/jose"},
-        )
-    ).json()["document_id"]
+    rec = await front.submit_from("bawaslu-36.01")
     national = await front.headers_for("bawaslu-ri")
 
     async def submitted_at_province() -> bool:
