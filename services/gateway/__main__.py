@@ -4,23 +4,16 @@ PASSWORD` makes the first administrator (`admin`, national office) of a fresh de
 
 import sys
 
-import uvicorn
-
 from services.gateway import accounts
 from services.gateway.app import MIGRATIONS, create_app
 from services.gateway.settings import GatewaySettings
 from services.gateway.tls import ensure_local_tls
-from shared import regions
+from shared import entrypoint, regions
 from shared.db import Database
-from shared.logs import configure_logging
 
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
-    if sys.argv[1:] == ["migrate"]:
-        Database(settings.database_url, MIGRATIONS).upgrade()
-        return
     if sys.argv[1:2] == ["create-admin"] and len(sys.argv) == 3:
         database = Database(settings.database_url, MIGRATIONS)
         database.upgrade()
@@ -35,7 +28,8 @@ def main() -> None:
         print("created the account admin (bawaslu-ri, admin)")
         return
     tls = {}
-    if settings.tls_local_ca_dir and not settings.tls_certificate:
+    migrating = sys.argv[1:] == ["migrate"]
+    if settings.tls_local_ca_dir and not settings.tls_certificate and not migrating:
         local = ensure_local_tls(settings.tls_local_ca_dir, hostnames=tuple(settings.tls_hostnames))
         settings = settings.model_copy(
             update={"tls_certificate": local.certificate, "tls_private_key": local.private_key}
@@ -45,14 +39,7 @@ def main() -> None:
             "ssl_certfile": str(settings.tls_certificate),
             "ssl_keyfile": str(settings.tls_private_key),
         }
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        server_header=False,
-        **tls,
-    )
+    entrypoint.run("gateway", settings, create_app, MIGRATIONS, **tls)
 
 
 if __name__ == "__main__":

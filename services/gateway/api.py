@@ -499,15 +499,7 @@ async def list_recommendations(
     request: Request, caller: Caller_, upstream: UpstreamsDep
 ) -> Response:
     """Recommendations in the caller's jurisdiction, newest first, in cursor pages."""
-    return relayed(
-        await upstream.call(
-            "GET",
-            upstream.recommendations_for(caller),
-            "/v1/recommendations",
-            request,
-            params=request.query_params,
-        )
-    )
+    return await upstream.relay_read(caller, "/v1/recommendations", request)
 
 
 @router.get(
@@ -677,15 +669,7 @@ async def get_stats(
 )
 async def get_vulnerability(request: Request, caller: Caller_, upstream: UpstreamsDep) -> Response:
     """Per region: cases, a 0-100 score (the most vulnerable = 100) and a zone."""
-    return relayed(
-        await upstream.call(
-            "GET",
-            upstream.recommendations_for(caller),
-            "/v1/stats/vulnerability",
-            request,
-            params=request.query_params,
-        )
-    )
+    return await upstream.relay_read(caller, "/v1/stats/vulnerability", request)
 
 
 @router.get(

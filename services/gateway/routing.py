@@ -82,6 +82,19 @@ class Upstreams:
             )
         return response
 
+    async def relay_read(self, caller: Caller, path: str, request: Request) -> Response:
+        """A read answered by the recommendation service holding the caller's data, with the
+        caller's query."""
+        return relayed(
+            await self.call(
+                "GET",
+                self.recommendations_for(caller),
+                path,
+                request,
+                params=request.query_params,
+            )
+        )
+
     async def province_totals(self, request: Request, path: str, params: Any) -> list[dict]:
         """Every province service's own totals, for a whole-country view."""
         answers = await asyncio.gather(
