@@ -6,6 +6,7 @@ themselves against the issuer's published public keys.
 
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,9 @@ from shared.signing import KeyPair, SignatureError, verify
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068
 CLOCK_LEEWAY_SECONDS = 30
+# Tokens whose signature has been checked, remembered per process: an office sends the same
+# token with every request for its lifetime, and checking it again cost a verification each time.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class TrustedIssuer:
         self.issuer = issuer
         self.audience = audience
         self._keys: dict[str, dict[str, str]] = {}
+        # token -> (kid, claims): a token's signature never changes; its expiry and issuer are
+        # still checked on every use, and it counts only while its key is still trusted.
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     def _load(self) -> None:
         try:
@@ -62,11 +69,21 @@ class TrustedIssuer:
         return self._keys.get(kid)
 
     def caller(self, token: str) -> Caller:
+        return caller_from_claims(self._claims(token), issuer=self.issuer, audience=self.audience)
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[0] in self._keys:
+            self._verified.move_to_end(token)
+            return remembered[1]
         try:
-            claims = verify(token, typ=ACCESS_TOKEN_TYP, key_for=self.key_for).payload
+            verified = verify(token, typ=ACCESS_TOKEN_TYP, key_for=self.key_for)
         except SignatureError as exc:
             raise Unauthenticated(f"the access token was refused: {exc.reason}") from None
-        return caller_from_claims(claims, issuer=self.issuer, audience=self.audience)
+        self._verified[token] = (verified.kid, verified.payload)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return verified.payload
 
 
 def caller_from_claims(claims: dict[str, Any], *, issuer: str, audience: str) -> Caller:
@@ -126,7 +143,9 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def current_caller(request: Request) -> Caller:
+# The dependencies below are coroutines on purpose: they only compute, and a plain function would
+# be sent to a worker thread and back on every request, which cost more than the work.
+async def current_caller(request: Request) -> Caller:
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated(
@@ -137,11 +156,11 @@ def current_caller(request: Request) -> Caller:
     return issuer.caller(token)
 
 
-def optional_caller(request: Request) -> Caller | None:
-    return None if bearer_token(request) is None else current_caller(request)
+async def optional_caller(request: Request) -> Caller | None:
+    return None if bearer_token(request) is None else await current_caller(request)
 
 
-def require_admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def require_admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
     if "admin" not in caller.roles:
         raise Forbidden("this needs the admin role")
     return caller

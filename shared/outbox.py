@@ -23,6 +23,7 @@ from sqlalchemy import Column, ForeignKey, Index, String, Text, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import Database, UTCDateTime, utcnow
+from shared.http import service_client
 from shared.logs import REQUEST_ID_HEADER
 
 log = logging.getLogger("siapnet.outbox")
@@ -95,6 +96,17 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One try at delivering a message: what came back, or what went wrong."""
+
+    message: OutboxMessage
+    started: datetime
+    elapsed: timedelta
+    status_code: int | None
+    error: str | None
+
+
 class OutboxRelay:
     """Delivers a service's pending outbox messages to the peers they are addressed to."""
 
@@ -123,8 +135,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(
-            transport=self.transport, timeout=self.policy.timeout_seconds
+        async with service_client(
+            timeout=self.policy.timeout_seconds, transport=self.transport
         ) as client:
             while True:
                 try:
@@ -138,9 +150,12 @@ class OutboxRelay:
                     self._wake.clear()
 
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
-        """One pass: claim what is due, deliver it concurrently, record the outcomes."""
-        claimed = await asyncio.to_thread(self._claim)
-        await asyncio.gather(*(self._deliver(client, message) for message in claimed))
+        """One pass: claim what is due, deliver it concurrently, record the outcomes together."""
+        claimed = await self.database.run(self._claim)
+        if not claimed:
+            return 0
+        attempts = await asyncio.gather(*(self._deliver(client, message) for message in claimed))
+        await self.database.run(self._record, attempts)
         return len(claimed)
 
     def _claim(self) -> list[OutboxMessage]:
@@ -165,7 +180,7 @@ class OutboxRelay:
             session.commit()
             return list(due)
 
-    async def _deliver(self, client: httpx.AsyncClient, message: OutboxMessage) -> None:
+    async def _deliver(self, client: httpx.AsyncClient, message: OutboxMessage) -> Attempt:
         started = utcnow()
         status_code: int | None = None
         error: str | None = None
@@ -181,60 +196,61 @@ class OutboxRelay:
                 error = f"HTTP {status_code}: {response.text[:300]}"
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-        elapsed = utcnow() - started
-        await asyncio.to_thread(self._record, message, started, elapsed, status_code, error)
+        return Attempt(message, started, utcnow() - started, status_code, error)
 
-    def _record(
-        self,
-        claimed: OutboxMessage,
-        started: datetime,
-        elapsed: timedelta,
-        status_code: int | None,
-        error: str | None,
-    ) -> None:
+    def _record(self, attempts: list[Attempt]) -> None:
+        """Every outcome of one pass in one transaction; a message whose lease ran out meanwhile
+        belongs to another relay now and is left to it."""
+        settled = []
         with self.database.session() as session:
-            message = session.get(OutboxMessage, claimed.id)
-            if message is None or message.lease_owner != self.name:
-                return  # our lease ran out and another relay took the message over
-            message.attempts += 1
-            if error is None:
-                message.state = DeliveryState.delivered
-                message.delivered_at = utcnow()
-                message.last_error = None
-            elif status_code in PERMANENT_REFUSALS or message.attempts >= self.policy.max_attempts:
-                message.state = DeliveryState.failed
-                message.last_error = error
-            else:
-                message.last_error = error
-                message.next_attempt_at = utcnow() + timedelta(
-                    seconds=self.policy.delay(message.attempts)
+            for attempt in attempts:
+                message = session.get(OutboxMessage, attempt.message.id)
+                if message is None or message.lease_owner != self.name:
+                    continue
+                message.attempts += 1
+                if attempt.error is None:
+                    message.state = DeliveryState.delivered
+                    message.delivered_at = utcnow()
+                    message.last_error = None
+                elif (
+                    attempt.status_code in PERMANENT_REFUSALS
+                    or message.attempts >= self.policy.max_attempts
+                ):
+                    message.state = DeliveryState.failed
+                    message.last_error = attempt.error
+                else:
+                    message.last_error = attempt.error
+                    message.next_attempt_at = utcnow() + timedelta(
+                        seconds=self.policy.delay(message.attempts)
+                    )
+                message.lease_owner = None
+                message.leased_until = None
+                session.add(message)
+                session.add(
+                    OutboxAttempt(
+                        message_id=message.id,
+                        number=message.attempts,
+                        started_at=attempt.started,
+                        duration_ms=int(attempt.elapsed.total_seconds() * 1000),
+                        status_code=attempt.status_code,
+                        error=attempt.error,
+                        outcome=message.state,
+                    )
                 )
-            message.lease_owner = None
-            message.leased_until = None
-            session.add(message)
-            session.add(
-                OutboxAttempt(
-                    message_id=message.id,
-                    number=message.attempts,
-                    started_at=started,
-                    duration_ms=int(elapsed.total_seconds() * 1000),
-                    status_code=status_code,
-                    error=error,
-                    outcome=message.state,
-                )
-            )
+                settled.append((attempt, message.attempts, message.state))
             session.commit()
-        extra = {
-            "document_id": claimed.document_id,
-            "destination": claimed.destination,
-            "attempt": message.attempts,
-            "state": str(message.state),
-            "status": status_code,
-        }
-        if error is None:
-            log.info("delivered", extra=extra)
-        else:
-            log.warning("delivery failed", extra={**extra, "error": error})
+        for attempt, number, state in settled:
+            extra = {
+                "document_id": attempt.message.document_id,
+                "destination": attempt.message.destination,
+                "attempt": number,
+                "state": str(state),
+                "status": attempt.status_code,
+            }
+            if attempt.error is None:
+                log.info("delivered", extra=extra)
+            else:
+                log.warning("delivery failed", extra={**extra, "error": attempt.error})
 
     def depth(self) -> dict[str, int]:
         """Messages waiting to be delivered and messages given up on, for /metrics and /readyz."""

@@ -13,12 +13,15 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from jose import jwk as jose_jwk
 from jose import jws
+from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
 ALGORITHM = "ES256"
@@ -124,11 +127,21 @@ class KeyPair:
 
     @property
     def public_jwk(self) -> dict[str, str]:
+        return dict(self._public_jwk)
+
+    @cached_property
+    def _public_jwk(self) -> dict[str, str]:
         return public_jwk_of(self.private_key.public_key())
 
-    @property
+    @cached_property
     def kid(self) -> str:
-        return thumbprint(self.public_jwk)
+        return thumbprint(self._public_jwk)
+
+    @cached_property
+    def _signer(self) -> Key:
+        """The key in python-jose's form, built once: building it from numbers on every
+        signature cost more than the signature."""
+        return jose_jwk.construct(self.private_jwk(), ALGORITHM)
 
     def private_jwk(self) -> dict[str, str]:
         secret = self.private_key.private_numbers().private_value
@@ -139,7 +152,7 @@ class KeyPair:
         if not isinstance(payload, bytes):
             payload = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"typ": typ, "kid": self.kid}
-        return jws.sign(payload, self.private_jwk(), headers=headers, algorithm=ALGORITHM)
+        return jws.sign(payload, self._signer, headers=headers, algorithm=ALGORITHM)
 
     def save(self, path: Path) -> None:
         """Write the private key as PEM, readable by its owner only (mode 0600)."""
@@ -245,7 +258,7 @@ def verify(
     if jwk is None:
         raise SignatureError("no registered key has this kid")
     try:
-        payload_bytes = jws.verify(compact, dict(jwk), algorithms=[ALGORITHM])
+        payload_bytes = jws.verify(compact, _verifier(jwk), algorithms=[ALGORITHM])
     except JOSEError as exc:
         raise SignatureError("the signature does not match the document") from exc
     try:
@@ -257,6 +270,24 @@ def verify(
     if not isinstance(payload, dict):
         raise SignatureError("the payload is not a JSON object", malformed=True)
     return Verified(header=header, payload=payload, kid=kid)
+
+
+def _verifier(jwk: Mapping[str, str]) -> Key:
+    try:
+        return _verifier_for(jwk["kty"], jwk["crv"], jwk["x"], jwk["y"])
+    except (KeyError, TypeError):
+        raise SignatureError("the registered key is not an EC public key") from None
+
+
+@lru_cache(maxsize=4096)
+def _verifier_for(kty: str, crv: str, x: str, y: str) -> Key:
+    """A public key in python-jose's form, built once per key: checking that the point lies on
+    the curve costs more than the verification itself. Keyed by the key's own coordinates, so
+    a cached entry can never stand for another key."""
+    try:
+        return jose_jwk.construct({"kty": kty, "crv": crv, "x": x, "y": y}, ALGORITHM)
+    except JOSEError as exc:
+        raise SignatureError("the registered key is not a usable ES256 key") from exc
 
 
 def unverified_payload(compact: str) -> Any:

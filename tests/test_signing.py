@@ -115,3 +115,16 @@ def test_a_key_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
 
     assert KeyPair.load(path).kid == first.kid  # the old key is intact
     assert [p.name for p in path.parent.iterdir()] == ["signing.pem"]  # no partial file left
+
+
+def test_a_key_object_built_once_signs_and_verifies_like_a_fresh_one():
+    """Keys are turned into python-jose's form once; the cache is keyed by the key itself, so
+    one key's entry can never verify another key's signature."""
+    first, second = KeyPair.generate(), KeyPair.generate()
+    for _ in range(3):
+        by_first = first.sign({"n": 1}, "t")
+        assert verify(by_first, typ="t", key_for={first.kid: first.public_jwk}.get).payload == {
+            "n": 1
+        }
+        with pytest.raises(SignatureError):
+            verify(by_first, typ="t", key_for={first.kid: second.public_jwk}.get)

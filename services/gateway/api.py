@@ -79,11 +79,11 @@ SIGNED_IN = (Unauthenticated, RateLimited)
 RELAYED = (*SIGNED_IN, ServiceUnavailable)
 
 
-def upstreams(request: Request) -> Upstreams:
+async def upstreams(request: Request) -> Upstreams:
     return request.app.state.upstreams
 
 
-def limited_caller(
+async def limited_caller(
     request: Request,
     caller: Annotated[Caller, Depends(current_caller)],
     _scheme: Annotated[str | None, Security(bearer)],

@@ -15,6 +15,7 @@ from fastapi import Request, Response
 
 from services.gateway.settings import GatewaySettings
 from shared import regions
+from shared.http import service_client
 from shared.identity import Caller
 from shared.logs import REQUEST_ID_HEADER, request_id
 from shared.problems import ServiceUnavailable
@@ -29,10 +30,9 @@ class Upstreams:
         self, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
-        self.client = httpx.AsyncClient(
-            transport=transport,
+        self.client = service_client(
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=transport,
         )
 
     async def close(self) -> None:

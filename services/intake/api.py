@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from services.intake import service
 from services.intake.models import OfficeKey
@@ -74,7 +73,7 @@ async def submit_document(
                 submitted_by=None if caller is None else caller.office.id,
             )
 
-    received = await run_in_threadpool(store)
+    received = await request.app.state.database.run(store)
     if received.created:
         request.app.state.relay_wake()
     else:
@@ -121,7 +120,7 @@ async def receive_status_event(request: Request) -> StatusAcknowledgement:
                 clock_leeway=timedelta(seconds=settings.clock_leeway_seconds),
             )
 
-    return StatusAcknowledgement(acknowledgement=await run_in_threadpool(apply))
+    return StatusAcknowledgement(acknowledgement=await request.app.state.database.run(apply))
 
 
 @router.get(

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from services.recommendation import service
 from services.recommendation.models import Recommendation, StatusChange
@@ -109,7 +108,7 @@ async def receive_envelope(request: Request, response: Response) -> Acknowledgem
                 context=request.app.state.context,
             )
 
-    arrival = await run_in_threadpool(hold)
+    arrival = await request.app.state.database.run(hold)
     if not arrival.created:
         response.status_code = status.HTTP_200_OK
     return Acknowledgement(acknowledgement=arrival.acknowledgement)
@@ -136,7 +135,7 @@ async def receive_status_event(request: Request) -> Acknowledgement:
                 context=request.app.state.context,
             )
 
-    return Acknowledgement(acknowledgement=await run_in_threadpool(apply))
+    return Acknowledgement(acknowledgement=await request.app.state.database.run(apply))
 
 
 @router.get(

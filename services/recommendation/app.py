@@ -72,7 +72,7 @@ async def _overdue_job(app: FastAPI) -> None:
     """The system's `mark_overdue`: a PPK follow-up past its due date becomes overdue."""
     while True:
         try:
-            marked = await asyncio.to_thread(_mark_overdue, app)
+            marked = await app.state.database.run(_mark_overdue, app)
             if marked:
                 log.info("marked overdue", extra={"count": marked})
                 app.state.relay_wake()
