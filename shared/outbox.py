@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import httpx
-from sqlalchemy import Column, ForeignKey, Index, String, Text, func
+from sqlalchemy import Column, ForeignKey, Index, String, Text, func, insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import Database, UTCDateTime, utcnow
@@ -73,13 +73,25 @@ class OutboxAttempt(SQLModel, table=True):
     outcome: DeliveryState = Field(sa_type=String(16))
 
 
-def enqueue(
-    session: Session, *, document_id: str, destination: str, path: str, body: str
-) -> OutboxMessage:
-    """Add a message to the caller's transaction; it is sent only if that transaction commits."""
-    message = OutboxMessage(document_id=document_id, destination=destination, path=path, body=body)
-    session.add(message)
-    return message
+def enqueue(session: Session, *, document_id: str, destination: str, path: str, body: str) -> str:
+    """Add a message to the caller's transaction and answer its id; it is sent only if that
+    transaction commits. A plain INSERT on the session's connection: no ORM object is needed
+    for a row only the relay reads."""
+    now, message_id = utcnow(), str(uuid.uuid4())
+    session.connection().execute(
+        insert(OutboxMessage.__table__).values(
+            id=message_id,
+            document_id=document_id,
+            destination=destination,
+            path=path,
+            body=body,
+            state=DeliveryState.pending,
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    return message_id
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
     database = Database(database_url, MIGRATIONS)
     database.upgrade()
     with database.session() as session:
-        message = outbox.enqueue(
+        message_id = outbox.enqueue(
             session,
             document_id=str(uuid.uuid4()),
             destination="peer",
@@ -190,8 +190,8 @@ async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
     finally:
         server.stop()
     with database.session() as session:
-        stored = session.get(outbox.OutboxMessage, message.id)
-        attempts = outbox.attempts_of(session, message.id)
+        stored = session.get(outbox.OutboxMessage, message_id)
+        attempts = outbox.attempts_of(session, message_id)
     database.dispose()
 
     assert stored.state == "failed"
