@@ -78,17 +78,24 @@ def overdue_follow_up(day: date) -> ColumnElement[bool]:
     )
 
 
-def group_counts(
-    session: Session, *, caller: Caller, filters: Filters, groupings: list[Grouping]
-) -> list[dict[str, str | int]]:
-    """One `{grouping: key, ..., "count": n}` per group, sorted by the keys in the order asked;
-    with no groupings, one row holding the total."""
+def tally(
+    session: Session, *, caller: Caller, filters: Filters, groupings: list[Grouping], day: date
+) -> tuple[list[dict[str, str | int]], Backlog]:
+    """One `{grouping: key, ..., "count": n}` per group, sorted by the keys in the order asked
+    (with no groupings, one row holding the total), and the backlog: one pass over the rows,
+    where a query for the groups and another for the backlog read every row twice."""
     columns = [column for grouping in groupings for column in GROUP_COLUMNS[grouping]]
-    statement = select(*columns, func.count()).select_from(Recommendation)
+    statement = select(
+        *columns,
+        func.count(),
+        func.count(case((late_review(day), 1))),
+        func.count(case((overdue_follow_up(day), 1))),
+    ).select_from(Recommendation)
     statement = filtered(in_scope(statement, caller), filters)
     if columns:
         statement = statement.group_by(*columns)
     groups = []
+    total = late = overdue = 0
     for row in session.exec(statement).all():
         values = iter(row)
         group: dict[str, str | int] = {}
@@ -98,21 +105,12 @@ def group_counts(
                 group[grouping] = f"{kind}-{year}"
             else:
                 group[grouping] = next(values)
-        group["count"] = next(values)
+        group["count"] = count = next(values)
+        total, late, overdue = total + count, late + next(values), overdue + next(values)
         groups.append(group)
     # Sorted here, not by the database: PostgreSQL's collation would order "_" and "." its own way.
-    return sorted(groups, key=lambda group: tuple(str(group[g]) for g in groupings))
-
-
-def backlog(session: Session, *, caller: Caller, filters: Filters, day: date) -> Backlog:
-    """The total and the two overdue counts, in one pass over the same rows."""
-    statement = select(
-        func.count(),
-        func.count(case((late_review(day), 1))),
-        func.count(case((overdue_follow_up(day), 1))),
-    ).select_from(Recommendation)
-    total, late, overdue = session.exec(filtered(in_scope(statement, caller), filters)).one()
-    return Backlog(total=total, late_reviews=late, overdue_follow_ups=overdue)
+    groups.sort(key=lambda group: tuple(str(group[g]) for g in groupings))
+    return groups, Backlog(total=total, late_reviews=late, overdue_follow_ups=overdue)
 
 
 def cases_by_region(
@@ -192,7 +190,8 @@ def get_stats(
         since=since,
         until=until,
     )
-    groups = group_counts(session, caller=caller, filters=filters, groupings=groupings)
+    day = today()
+    groups, counted = tally(session, caller=caller, filters=filters, groupings=groupings, day=day)
     if wants_csv(accept):
         return Response(
             groups_csv(groupings, groups),
@@ -200,8 +199,6 @@ def get_stats(
             headers={"vary": "accept", "content-disposition": 'attachment; filename="stats.csv"'},
         )
     response.headers["vary"] = "accept"
-    day = today()
-    counted = backlog(session, caller=caller, filters=filters, day=day)
     return Totals(
         groups=groups,
         total=counted.total,
