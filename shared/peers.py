@@ -14,7 +14,6 @@ stops being trusted. Every failure is a `SignatureError`; a peer whose keys cann
 
 import asyncio
 import binascii
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ from shared.http import service_client
 from shared.signing import (
     SignatureError,
     Verified,
+    load_json,
     parse_public_jwk,
     read_header,
     thumbprint,
@@ -154,7 +154,7 @@ class PeerKeys:
         url = base_url.rstrip("/") + JWKS_PATH
         try:
             body = await self._download(url)
-            document = json.loads(body)
+            document = load_json(body)
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("cannot fetch peer keys", extra={"peer": sender, "error": str(exc)})
             raise PeerUnavailable(f"cannot fetch the keys of {sender}") from None

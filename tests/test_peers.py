@@ -285,6 +285,16 @@ async def test_a_peer_that_answers_an_error_is_unavailable(peer, answer):
         await peer_keys.verify(signed(peer.key), sender=PEER, typ=STATUS_TYP)
 
 
+async def test_a_jwk_set_nested_too_deep_makes_the_peer_unavailable_not_a_crash(peer):
+    def nested(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"keys": ' + b"[" * 20_000 + b"]" * 20_000 + b"}")
+
+    peer_keys = PeerKeys({PEER: "http://peer"}.__getitem__, transport=httpx.MockTransport(nested))
+
+    with pytest.raises(PeerUnavailable):
+        await peer_keys.verify(signed(peer.key), sender=PEER, typ=STATUS_TYP)
+
+
 async def test_a_jwks_entry_whose_kid_is_not_its_thumbprint_is_ignored(peer, peer_keys):
     mislabelled = KeyPair.generate()
     peer.extra_entries = [

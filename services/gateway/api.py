@@ -13,6 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from services.gateway import accounts
 from services.gateway.models import Account
 from services.gateway.openapi import (
+    AFTER_ACTION,
+    AFTER_KEY_REGISTRATION,
+    AFTER_READING,
+    AFTER_SUBMISSION,
     ETAG_HEADER,
     FORM,
     IF_MATCH,
@@ -450,7 +454,11 @@ class RecommendationReceived(BaseModel):
     tags=["recommendations"],
     summary="Submit a signed recommendation",
     responses={
-        201: {"model": SubmissionAnswer, "description": "Received and registered"},
+        201: {
+            "model": SubmissionAnswer,
+            "description": "Received and registered",
+            "links": AFTER_SUBMISSION,
+        },
         200: {
             "model": SubmissionAnswer,
             "description": "The same bytes were received before: the same registration and receipt",
@@ -512,6 +520,7 @@ async def list_recommendations(
             "model": RecommendationDetail | RecommendationReceived,
             "description": "The recommendation, or what intake knows of one just submitted",
             "headers": ETAG_HEADER,
+            "links": AFTER_READING,
         },
         **problem_responses(*RELAYED, NotFound),
     },
@@ -565,6 +574,7 @@ def _received(state: dict[str, Any]) -> dict[str, Any]:
             "model": RecommendationDetail,
             "description": "The new state",
             "headers": ETAG_HEADER,
+            "links": AFTER_ACTION,
         },
         **problem_responses(
             *RELAYED,
@@ -700,7 +710,11 @@ async def get_receipt(
     tags=["office keys"],
     summary="Register an office's public key",
     responses={
-        201: {"model": RegisteredKey, "description": "Registered"},
+        201: {
+            "model": RegisteredKey,
+            "description": "Registered",
+            "links": AFTER_KEY_REGISTRATION,
+        },
         200: {
             "model": RegisteredKey,
             "description": "This key was registered to the office before",

@@ -238,6 +238,43 @@ ETAG_HEADER = {
     }
 }
 
+# Links (OpenAPI 3.1 §4.8.20): what a client may do next with what an answer gave it. Generated
+# clients and schemathesis's workflows follow them.
+_NEXT_ACTION = {
+    "operationId": "transition_recommendation",
+    "description": "Act on it, sending back the ETag as If-Match",
+    "parameters": {
+        "recommendation_id": "$request.path.recommendation_id",
+        "header.If-Match": "$response.header.ETag",
+    },
+}
+AFTER_SUBMISSION = {
+    "GetSubmittedRecommendation": {
+        "operationId": "get_recommendation",
+        "description": "Follow the recommendation up the hierarchy",
+        "parameters": {"recommendation_id": "$response.body#/document_id"},
+    },
+    "GetReceipt": {
+        "operationId": "get_receipt",
+        "description": "Fetch the signed receipt again",
+        "parameters": {"document_id": "$response.body#/document_id"},
+    },
+}
+AFTER_READING = {"TakeAction": _NEXT_ACTION}
+AFTER_ACTION = {"TakeNextAction": _NEXT_ACTION}
+AFTER_KEY_REGISTRATION = {
+    "ListKeys": {
+        "operationId": "list_office_keys",
+        "description": "The office's keys, this one among them",
+        "parameters": {"office_id": "$request.path.office_id"},
+    },
+    "RetireKey": {
+        "operationId": "retire_office_key",
+        "description": "Retire this key when it is replaced or lost",
+        "parameters": {"office_id": "$request.path.office_id", "kid": "$response.body#/kid"},
+    },
+}
+
 
 # --- the document -----------------------------------------------------------------------------
 
