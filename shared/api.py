@@ -4,7 +4,7 @@ readiness, published keys, metrics)."""
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +13,7 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
+from starlette.types import ASGIApp
 
 from shared.db import Database
 from shared.identity import TrustedIssuer
@@ -230,11 +231,11 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def install_security_headers(app: FastAPI, *, hsts: bool) -> None:
+def wrap_everything(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
     """Wrap the whole application, Starlette's own error middleware included, so that even the
-    500 of a crash carries the headers (`add_middleware` would put them inside it)."""
+    500 of a crash passes through `wrap` (`add_middleware` would put it inside)."""
     build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: SecurityHeaders(build(), hsts=hsts)  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: wrap(build())  # type: ignore[method-assign]
 
 
 def install_service_basics(
@@ -255,9 +256,10 @@ def install_service_basics(
         max_bytes=settings.max_body_bytes,
         timeout_seconds=settings.body_timeout_seconds,
     )
-    app.add_middleware(RequestIdMiddleware)
     install_metrics(app, service)
-    install_security_headers(app, hsts=hsts)
+    # Outside the error middleware: a crash's 500 carries its request id and the headers too.
+    wrap_everything(app, RequestIdMiddleware)
+    wrap_everything(app, lambda inner: SecurityHeaders(inner, hsts=hsts))
     app.include_router(operations)
 
 

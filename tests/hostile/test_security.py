@@ -87,13 +87,16 @@ async def test_every_answer_of_every_service_carries_the_security_headers(front,
         await client.get("/no/such/path"),  # 404
         await client.delete("/healthz"),  # 405
         await client.post(protected, content=b"x" * (2 * 1024 * 1024), headers=token),  # 413
-        await client.get("/test-only/crash"),  # 500
+        await client.get("/test-only/crash", headers={"x-request-id": "crash-42"}),  # 500
     ]
 
     statuses = {answer.status_code for answer in answers}
     assert {200, 401, 404, 405, 413, 500} <= statuses, statuses
     for answer in answers:
         assert_hardened(answer, hsts=service == "gateway")
+        assert answer.headers.get("x-request-id"), answer.request.url
+    # An operator can find the crash in the logs by the id the client saw.
+    assert answers[-1].headers["x-request-id"] == "crash-42"
 
 
 async def test_a_cors_preflight_answered_by_the_middleware_carries_them_too(tmp_path):
