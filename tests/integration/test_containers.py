@@ -108,11 +108,9 @@ def test_the_readme_story_over_https_through_the_gateway(exchange: Exchange):
     for action in ("verify", "forward"):
         answer = exchange.act(rec, action, banten)
         assert answer.status_code == 200, answer.text
-    eventually(
-        lambda: exchange.status(rec, national) == "forwarded",
-        timeout=SETTLE_SECONDS,
-        what="national to hold it",
-    )
+    # National's own list, not a read: until national holds it, a national officer's read shows
+    # Banten's copy (status `forwarded`, no actions allowed), and acting on it would be a 404.
+    reaches(exchange, [rec], national, "forwarded")
     for action, details in (("send", None), ("review", None), ("recommend", SANCTION)):
         answer = exchange.act(rec, action, national, details)
         assert answer.status_code == 200, answer.text
