@@ -72,10 +72,11 @@ async def _overdue_job(app: FastAPI) -> None:
     """The system's `mark_overdue`: a PPK follow-up past its due date becomes overdue."""
     while True:
         try:
-            marked = await app.state.database.run(_mark_overdue, app)
-            if marked:
+            while marked := await app.state.database.run(_mark_overdue, app):
                 log.info("marked overdue", extra={"count": marked})
                 app.state.relay_wake()
+                if marked < service.OVERDUE_BATCH:
+                    break
         except Exception:
             log.exception("overdue check failed")
         await asyncio.sleep(app.state.settings.overdue_check_seconds)

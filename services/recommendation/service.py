@@ -561,13 +561,22 @@ def _action_of(event: documents.StatusPayload) -> str:
 # --- the system's deadline job (national tier) -----------------------------------------------
 
 
-def mark_overdue(session: Session, *, context: Context, on: date | None = None) -> int:
-    """Move every recommendation whose PPK follow-up is past due to `overdue`."""
+OVERDUE_BATCH = 500
+
+
+def mark_overdue(
+    session: Session, *, context: Context, on: date | None = None, limit: int = OVERDUE_BATCH
+) -> int:
+    """Move up to `limit` recommendations whose PPK follow-up is past due to `overdue`, in one
+    transaction; the caller repeats while a whole batch was marked. Bounded, so a backlog (a
+    service back after days away) never becomes one transaction holding every row it marks."""
     day = on or today()
     due = session.exec(
         select(Recommendation)
         .where(Recommendation.status == Status.sanction_recommended)
         .where(col(Recommendation.ppk_due_on) < day)
+        .order_by(col(Recommendation.ppk_due_on))
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     for recommendation in due:

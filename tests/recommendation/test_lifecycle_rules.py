@@ -236,3 +236,31 @@ async def test_a_past_due_follow_up_becomes_overdue_everywhere(system):
         VALID_DETAILS[Action.record_follow_up],
     )
     assert follow_up.json()["status"] == "followed_up"
+
+
+async def test_overdue_follow_ups_are_marked_in_bounded_batches(system):
+    recs = [await forwarded_to_national(system) for _ in range(3)]
+    for rec in recs:
+        for action, details in (
+            ("send", None),
+            ("review", None),
+            ("recommend", VALID_DETAILS[Action.recommend]),
+        ):
+            assert (
+                await system.act(system.national, "bawaslu-ri", rec, action, details)
+            ).status_code == 200
+    with system.national.app.state.database.session() as session:
+        for row in session.exec(select(Recommendation)).all():
+            row.ppk_due_on = service.today() - timedelta(days=1)
+            session.add(row)
+        session.commit()
+
+    context = system.national.app.state.context
+    batches = []
+    for _ in range(3):
+        with system.national.app.state.database.session() as session:
+            batches.append(service.mark_overdue(session, context=context, limit=2))
+
+    assert batches == [2, 1, 0]
+    for rec in recs:
+        assert await system.status_at(system.national, "bawaslu-ri", rec) == "overdue"
