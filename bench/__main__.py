@@ -5,7 +5,9 @@ temporary directory, registers the Banten offices' keys, signs every document an
 office in before any clock starts, and drives the gateway with wrk (the load client must outrun
 the server: DESIGN §8). In the same run it measures the baselines the numbers are ratios of:
 raw ES256 verifications per second, and a bare FastAPI endpoint behind the same gateway hop.
-Totals are timed over 1,000,000 recommendations on a throwaway PostgreSQL cluster.
+The two load phases run again with every service on its own PostgreSQL database (a throwaway
+cluster) when PostgreSQL's server binaries are installed. Totals are timed over 1,000,000
+recommendations on a throwaway PostgreSQL cluster.
 
 Results: bench/results/<time>.json and .png. `BENCH_SECONDS` sets each load phase (default 20).
 """
@@ -31,7 +33,7 @@ from services.local import Layout, Ports, stop
 from shared.documents import INTAKE_AUDIENCE, RECOMMENDATION_TYP
 from shared.signing import KeyPair, verify
 from tests.support.offices import example
-from tests.support.postgres import free_port
+from tests.support.postgres import ThrowawayCluster, free_port, server_binaries
 
 HERE = Path(__file__).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
@@ -95,7 +97,7 @@ def wrk(
 class System:
     """The `make run` processes in a directory of their own, with the demo offices."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, databases: dict[str, str] | None = None) -> None:
         ports = Ports(
             gateway=free_port(), intake=free_port(), province=free_port(), national=free_port()
         )
@@ -109,14 +111,14 @@ class System:
             "SIAPNET_INTAKE_OUTBOX_POLL_SECONDS": "0.2",
             "SIAPNET_RECOMMENDATION_OUTBOX_POLL_SECONDS": "0.2",
         }
-        self.layout = Layout(directory, ports, extra=fast)
+        self.layout = Layout(directory, ports, extra=fast, databases=databases or {})
         self.processes: list[subprocess.Popen] = []
         self.logs = directory / "logs"
 
     def start(self) -> None:
         self.layout.prepare()
         demo.seed_accounts(
-            f"sqlite:///{self.layout.var}/gateway.db", {"admin": PASSWORD, "demo": PASSWORD}
+            self.layout.database_url("gateway"), {"admin": PASSWORD, "demo": PASSWORD}
         )
         self.logs.mkdir(parents=True, exist_ok=True)
         for service in self.layout.services():
@@ -243,7 +245,7 @@ def bare_hop(system: System, requests_file: Path) -> dict:
         **system.layout.extra,
         "SIAPNET_GATEWAY_PORT": str(gateway_port),
         "SIAPNET_GATEWAY_INTAKE_URL": f"http://127.0.0.1:{bare_port}",
-        "SIAPNET_GATEWAY_DATABASE_URL": f"sqlite:///{system.layout.var}/gateway.db",
+        "SIAPNET_GATEWAY_DATABASE_URL": system.layout.database_url("gateway"),
     }
     front = subprocess.Popen(
         [sys.executable, "-m", "services.gateway"], env={**os.environ, **environment}
@@ -302,11 +304,48 @@ def main() -> None:
     finally:
         system.stop()
         shutil.rmtree(directory, ignore_errors=True)
-    log("totals over 1,000,000 recommendations on PostgreSQL")
-    results["totals_1m"] = totals.measure(rows=int(os.environ.get("BENCH_TOTALS_ROWS", "1000000")))
+    results["postgres"] = on_postgres()
+    rows = int(os.environ.get("BENCH_TOTALS_ROWS", "1000000"))
+    log(f"totals over {rows:,} recommendations on PostgreSQL")
+    results["totals_1m"] = totals.measure(rows=rows)
     results["ratios"] = ratios(results)
     results["verdicts"] = verdicts(results)
     write(results)
+
+
+def on_postgres() -> dict:
+    """The two load phases again, every service on its own PostgreSQL database."""
+    binaries = server_binaries()
+    if binaries is None:
+        log("no PostgreSQL server binaries: the PostgreSQL load phases are skipped")
+        return {"skipped": "no PostgreSQL server binaries (apt-get install postgresql)"}
+    cluster = ThrowawayCluster(binaries).start()
+    directory = Path(tempfile.mkdtemp(prefix="siapnet-bench-pg-"))
+    names = ("gateway", "intake", "banten", "national")
+    system = System(directory, {name: cluster.create_database() for name in names})
+    try:
+        log(f"starting the system on PostgreSQL in {directory}")
+        system.start()
+        with system.client() as client:
+            requests_file = directory / "requests.tsv"
+            per_phase = SECONDS * 1500
+            log(f"signing {2 * per_phase} recommendations for the PostgreSQL phases")
+            signed_requests(system, client, 2 * per_phase, requests_file)
+            log("load on PostgreSQL: as many submissions as the gateway takes")
+            max_load = wrk(system.layout.gateway_url, requests_file, connections=32)
+            log("load on PostgreSQL: 200 submissions/s offered")
+            paced = wrk(
+                system.layout.gateway_url,
+                requests_file,
+                connections=8,
+                delay_ms=40,
+                offset=per_phase,
+            )
+        return {"max_load": max_load, "at_200_per_second": paced}
+    finally:
+        system.stop()
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def ratios(results: dict) -> dict:
@@ -350,6 +389,14 @@ def write(results: dict) -> None:
         log(f"{name}: {verdict['measured']:.2f} (target {verdict['target']}) {mark}")
     for name, value in results["ratios"].items():
         log(f"{name}: {value:.3f}")
+    postgres = results.get("postgres", {})
+    for phase in ("max_load", "at_200_per_second"):
+        if phase in postgres:
+            run = postgres[phase]
+            log(
+                f"on PostgreSQL, {phase}: {run['accepted_per_second']:.1f} accepted/s,"
+                f" p99 {run['p99_ms']:.0f} ms"
+            )
     log(f"results: {path} and {path.with_suffix('.png')}")
 
 

@@ -12,13 +12,18 @@ def draw(results: dict, path: Path) -> None:
     figure, (rate, latency, totals) = plt.subplots(1, 3, figsize=(15, 4.5))
     runs = {
         "bare hop": results["bare_hop"],
-        "SIAPNET": results["max_load"],
-        "SIAPNET @200/s": results["at_200_per_second"],
+        "SQLite": results["max_load"],
+        "SQLite @200/s": results["at_200_per_second"],
     }
+    postgres = results.get("postgres", {})
+    if "max_load" in postgres:
+        runs["PostgreSQL"] = postgres["max_load"]
+        runs["PostgreSQL @200/s"] = postgres["at_200_per_second"]
+    saturated = [name for name in runs if "@" not in name]
     rate.bar(
-        list(runs)[:2],
-        [runs[n]["accepted_per_second"] for n in list(runs)[:2]],
-        color=["#999999", "#2b6cb0"],
+        saturated,
+        [runs[name]["accepted_per_second"] for name in saturated],
+        color=["#999999", "#2b6cb0", "#6b46c1"][: len(saturated)],
     )
     rate.axhline(
         results["targets"]["accepted_per_second"], color="red", linestyle="--", label="target"
@@ -32,14 +37,17 @@ def draw(results: dict, path: Path) -> None:
             width=0.27,
             label=percentile,
         )
-    latency.set_xticks([i + 0.27 for i in range(len(runs))], list(runs))
+    latency.set_xticks(
+        [i + 0.27 for i in range(len(runs))], list(runs), rotation=20, horizontalalignment="right"
+    )
     latency.axhline(results["targets"]["p99_ms_at_200_per_second"], color="red", linestyle="--")
     latency.set_title("latency (ms)")
     latency.legend()
     queries = results["totals_1m"].get("queries", {})
     totals.barh(list(queries), [q["p95_ms"] for q in queries.values()], color="#2f855a")
     totals.axvline(results["targets"]["totals_1m_ms"], color="red", linestyle="--")
-    totals.set_title("totals over 1M rows, p95 (ms)")
+    rows = results["totals_1m"].get("rows", 0)
+    totals.set_title(f"totals over {rows:,} rows, p95 (ms)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

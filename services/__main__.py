@@ -25,7 +25,7 @@ def prepare() -> dict[str, str]:
     accounts. A second run reuses all of it. Returns the demo passwords."""
     LAYOUT.prepare()
     secrets_ = demo.passwords(LAYOUT.var)
-    demo.seed_accounts(f"sqlite:///{LAYOUT.var}/gateway.db", secrets_)
+    demo.seed_accounts(LAYOUT.database_url("gateway"), secrets_)
     return secrets_
 
 

@@ -1,7 +1,7 @@
 """The whole system on one machine: the gateway (HTTPS), intake, the Banten province service and
-national, each its own process on its own SQLite file under one directory. `make run` uses this
-with var/ and the usual ports; the benchmark and the fault suite with a directory and ports of
-their own.
+national, each its own process on its own SQLite file under one directory (or on the database
+`databases` names for it). `make run` uses this with var/ and the usual ports; the benchmark and
+the fault suite with a directory and ports of their own.
 """
 
 import json
@@ -38,6 +38,17 @@ class Layout:
     ports: Ports = field(default_factory=Ports)
     # Extra environment for every service (e.g. a faster outbox for tests).
     extra: dict[str, str] = field(default_factory=dict)
+    # A database URL per service name, in place of its SQLite file (e.g. PostgreSQL databases).
+    databases: dict[str, str] = field(default_factory=dict)
+
+    def database_url(self, name: str) -> str:
+        files = {
+            "gateway": "gateway.db",
+            "intake": "intake.db",
+            "banten": "recommendation-36.db",
+            "national": "recommendation-national.db",
+        }
+        return self.databases.get(name) or f"sqlite:///{self.var}/{files[name]}"
 
     @property
     def gateway_url(self) -> str:
@@ -68,7 +79,7 @@ class Layout:
                 self.gateway_url,
                 {
                     "SIAPNET_GATEWAY_PORT": str(ports.gateway),
-                    "SIAPNET_GATEWAY_DATABASE_URL": f"sqlite:///{var}/gateway.db",
+                    "SIAPNET_GATEWAY_DATABASE_URL": self.database_url("gateway"),
                     "SIAPNET_GATEWAY_KEY_DIR": str(var / "keys" / "identity"),
                     "SIAPNET_GATEWAY_IDENTITY_JWKS_FILE": jwks_file,
                     "SIAPNET_GATEWAY_TLS_CERTIFICATE": str(var / "tls" / "server.pem"),
@@ -84,7 +95,7 @@ class Layout:
                 intake,
                 {
                     "SIAPNET_INTAKE_PORT": str(ports.intake),
-                    "SIAPNET_INTAKE_DATABASE_URL": f"sqlite:///{var}/intake.db",
+                    "SIAPNET_INTAKE_DATABASE_URL": self.database_url("intake"),
                     "SIAPNET_INTAKE_KEY_DIR": str(var / "keys" / "intake"),
                     "SIAPNET_INTAKE_IDENTITY_JWKS_FILE": jwks_file,
                     "SIAPNET_INTAKE_DEFAULT_ROUTE": province,
@@ -99,7 +110,7 @@ class Layout:
                     "SIAPNET_RECOMMENDATION_TIER": "province",
                     "SIAPNET_RECOMMENDATION_PROVINCES": '["36"]',
                     "SIAPNET_RECOMMENDATION_PORT": str(ports.province),
-                    "SIAPNET_RECOMMENDATION_DATABASE_URL": f"sqlite:///{var}/recommendation-36.db",
+                    "SIAPNET_RECOMMENDATION_DATABASE_URL": self.database_url("banten"),
                     "SIAPNET_RECOMMENDATION_KEY_DIR": str(var / "keys" / "recommendation-36"),
                 },
             ),
@@ -111,7 +122,7 @@ class Layout:
                     **recommendation,
                     "SIAPNET_RECOMMENDATION_TIER": "national",
                     "SIAPNET_RECOMMENDATION_PORT": str(ports.national),
-                    "SIAPNET_RECOMMENDATION_DATABASE_URL": f"sqlite:///{var}/recommendation-national.db",
+                    "SIAPNET_RECOMMENDATION_DATABASE_URL": self.database_url("national"),
                     "SIAPNET_RECOMMENDATION_KEY_DIR": str(var / "keys" / "recommendation-national"),
                 },
             ),
