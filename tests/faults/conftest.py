@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.exchange import SERVICES, ProcessExchange, sqlite_databases
+from tests.faults.exchange import SERVICES, ProcessExchange
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -15,9 +15,8 @@ def process_exchange(request, tmp_path: Path) -> Iterator[ProcessExchange]:
     Banten offices' keys registered; stopped at the end."""
     var = tmp_path / "var"
     var.mkdir()
-    if request.param == "sqlite":
-        databases = sqlite_databases(var)
-    else:
+    databases = {}  # the SQLite files of `make run`
+    if request.param == "postgres":
         cluster = request.getfixturevalue("postgres_cluster")
         databases = {service: cluster.create_database() for service in SERVICES}
     exchange = ProcessExchange(var, databases)

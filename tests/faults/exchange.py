@@ -8,7 +8,6 @@ Each service's output goes to `<var>/logs/<name>.log`, appended across restarts,
 marking every start and every kill.
 """
 
-import json
 import os
 import signal
 import ssl
@@ -21,27 +20,24 @@ from pathlib import Path
 import httpx
 
 from services import demo
-from services.gateway.tls import ensure_local_tls
-from shared.signing import KeyPair, jwks
+from services.local import Layout, Ports, Service
+from shared.signing import KeyPair
 from tests.support.offices import OfficeSigner
 from tests.support.postgres import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("gateway", "intake", "banten", "national")
-MIGRATIONS = {
-    "gateway": ROOT / "services" / "gateway" / "migrations",
-    "intake": ROOT / "services" / "intake" / "migrations",
-    "banten": ROOT / "services" / "recommendation" / "migrations",
-    "national": ROOT / "services" / "recommendation" / "migrations",
-}
-# A delivery that failed is retried within a second; a relay polls ten times a second.
-FAST_OUTBOX = {
-    "OUTBOX_POLL_SECONDS": "0.1",
-    "OUTBOX_BACKOFF_BASE_SECONDS": "0.1",
-    "OUTBOX_BACKOFF_CAP_SECONDS": "1",
-}
-# The driver is one client per office, far above a person's pace: rate limits are not on trial.
-GATEWAY_LIMITS = {
+# A delivery that failed is retried within a second; a relay polls ten times a second. The driver
+# is one client per office, far above a person's pace: rate limits are not on trial.
+FAST = {
+    **{
+        f"SIAPNET_{service}_{key}": value
+        for service in ("INTAKE", "RECOMMENDATION")
+        for key, value in {
+            "OUTBOX_POLL_SECONDS": "0.1",
+            "OUTBOX_BACKOFF_BASE_SECONDS": "0.1",
+            "OUTBOX_BACKOFF_CAP_SECONDS": "1",
+        }.items()
+    },
     "SIAPNET_GATEWAY_RATE_LIMIT_PER_MINUTE": "1000000",
     "SIAPNET_GATEWAY_RATE_LIMIT_BURST": "100000",
     "SIAPNET_GATEWAY_ACCESS_TOKEN_MINUTES": "60",
@@ -51,130 +47,36 @@ DEMO_PASSWORD = "faults-demo-password"
 READY_TIMEOUT = 90.0
 
 
-def sqlite_databases(var: Path) -> dict[str, str]:
-    """The embedded default: one SQLite file per service, named as `make run` names them."""
-    names = {
-        "gateway": "gateway.db",
-        "intake": "intake.db",
-        "banten": "recommendation-36.db",
-        "national": "recommendation-national.db",
-    }
-    return {service: f"sqlite:///{var / name}" for service, name in names.items()}
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    module: str
-    url: str
-    database_url: str
-    env: dict[str, str]
-
-
-def layout(var: Path, ports: dict[str, int], databases: dict[str, str]) -> dict[str, ServiceSpec]:
-    """services/__main__.py's environment, with `var`, `ports` and `databases` put in."""
-    jwks_file = str(var / "keys" / "identity.jwks.json")
-    url = {name: f"http://127.0.0.1:{ports[name]}" for name in ("intake", "banten", "national")}
-    gateway_url = f"https://127.0.0.1:{ports['gateway']}"
-
-    def recommendation(name: str, **settings: str) -> dict[str, str]:
-        return {
-            f"SIAPNET_RECOMMENDATION_{key}": value
-            for key, value in {
-                "PORT": str(ports[name]),
-                "DATABASE_URL": databases[name],
-                "IDENTITY_JWKS_FILE": jwks_file,
-                "INTAKE_URL": url["intake"],
-                "NATIONAL_URL": url["national"],
-                "DEFAULT_PROVINCE_URL": url["banten"],
-                **FAST_OUTBOX,
-                **settings,
-            }.items()
-        }
-
-    specs = [
-        ServiceSpec(
-            "gateway",
-            "services.gateway",
-            gateway_url,
-            databases["gateway"],
-            {
-                "SIAPNET_GATEWAY_PORT": str(ports["gateway"]),
-                "SIAPNET_GATEWAY_DATABASE_URL": databases["gateway"],
-                "SIAPNET_GATEWAY_KEY_DIR": str(var / "keys" / "identity"),
-                "SIAPNET_GATEWAY_IDENTITY_JWKS_FILE": jwks_file,
-                "SIAPNET_GATEWAY_TLS_CERTIFICATE": str(var / "tls" / "server.pem"),
-                "SIAPNET_GATEWAY_TLS_PRIVATE_KEY": str(var / "tls" / "server-key.pem"),
-                "SIAPNET_GATEWAY_INTAKE_URL": url["intake"],
-                "SIAPNET_GATEWAY_NATIONAL_URL": url["national"],
-                "SIAPNET_GATEWAY_DEFAULT_PROVINCE_URL": url["banten"],
-                **GATEWAY_LIMITS,
-            },
-        ),
-        ServiceSpec(
-            "intake",
-            "services.intake",
-            url["intake"],
-            databases["intake"],
-            {
-                "SIAPNET_INTAKE_PORT": str(ports["intake"]),
-                "SIAPNET_INTAKE_DATABASE_URL": databases["intake"],
-                "SIAPNET_INTAKE_KEY_DIR": str(var / "keys" / "intake"),
-                "SIAPNET_INTAKE_IDENTITY_JWKS_FILE": jwks_file,
-                "SIAPNET_INTAKE_DEFAULT_ROUTE": url["banten"],
-                **{f"SIAPNET_INTAKE_{key}": value for key, value in FAST_OUTBOX.items()},
-            },
-        ),
-        ServiceSpec(
-            "banten",
-            "services.recommendation",
-            url["banten"],
-            databases["banten"],
-            recommendation(
-                "banten",
-                TIER="province",
-                PROVINCES='["36"]',
-                KEY_DIR=str(var / "keys" / "recommendation-36"),
-            ),
-        ),
-        ServiceSpec(
-            "national",
-            "services.recommendation",
-            url["national"],
-            databases["national"],
-            recommendation(
-                "national",
-                TIER="national",
-                KEY_DIR=str(var / "keys" / "recommendation-national"),
-            ),
-        ),
-    ]
-    return {spec.name: spec for spec in specs}
-
-
 @dataclass
 class ProcessExchange:
-    """The four services as OS processes, each startable, killable and restartable alone."""
+    """The four services as OS processes, each startable, killable and restartable alone: the
+    `make run` layout (services/local.py) on free ports, on SQLite files unless `databases`
+    names another database for a service."""
 
     var: Path
-    databases: dict[str, str]
-    specs: dict[str, ServiceSpec] = field(init=False)
+    databases: dict[str, str] = field(default_factory=dict)
+    layout: Layout = field(init=False)
+    specs: dict[str, Service] = field(init=False)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     starts: dict[str, int] = field(default_factory=dict)
     offices: dict[str, OfficeSigner] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ports = {name: free_port() for name in SERVICES}
-        self.specs = layout(self.var, ports, self.databases)
+        ports = Ports(
+            gateway=free_port(), intake=free_port(), province=free_port(), national=free_port()
+        )
+        self.layout = Layout(self.var, ports, extra=FAST, databases=self.databases)
+        self.databases = {name: self.layout.database_url(name) for name in SERVICES}
+        self.specs = {service.name: service for service in self.layout.services()}
         (self.var / "logs").mkdir(parents=True, exist_ok=True)
 
     @property
     def gateway_url(self) -> str:
-        return self.specs["gateway"].url
+        return self.layout.gateway_url
 
     @property
     def ca(self) -> Path:
-        return self.var / "tls" / "ca.pem"
+        return self.layout.ca
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
@@ -182,9 +84,7 @@ class ProcessExchange:
     # --- the world before the first start, as services/__main__.py prepares it ---------------
 
     def prepare(self) -> None:
-        identity = KeyPair.load_or_create(self.var / "keys" / "identity" / "signing.pem")
-        (self.var / "keys" / "identity.jwks.json").write_text(json.dumps(jwks(identity.public_jwk)))
-        ensure_local_tls(self.var / "tls")
+        self.layout.prepare()
         demo.seed_accounts(
             self.databases["gateway"], {"admin": ADMIN_PASSWORD, "demo": DEMO_PASSWORD}
         )
@@ -221,7 +121,7 @@ class ProcessExchange:
         with self.log_path(name).open("a") as log:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", spec.module],
-                env={**inherited, **spec.env},
+                env={**inherited, **spec.env, **self.layout.extra},
                 cwd=self.var,
                 stdout=log,
                 stderr=subprocess.STDOUT,
