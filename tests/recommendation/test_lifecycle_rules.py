@@ -202,7 +202,8 @@ async def test_a_status_event_not_signed_by_national_is_refused(system):
     assert await system.status_at(system.province, "bawaslu-36", rec) == "submitted"
 
 
-async def test_a_past_due_follow_up_becomes_overdue_everywhere(system):
+async def sanction_past_due(system) -> str:
+    """A recommendation national recommended a sanction on, its PPK follow-up due yesterday."""
     rec = await forwarded_to_national(system)
     for action, details in (
         ("send", None),
@@ -217,6 +218,11 @@ async def test_a_past_due_follow_up_becomes_overdue_everywhere(system):
         row.ppk_due_on = service.today() - timedelta(days=1)
         session.add(row)
         session.commit()
+    return rec
+
+
+async def test_a_past_due_follow_up_becomes_overdue_everywhere(system):
+    rec = await sanction_past_due(system)
 
     with system.national.app.state.database.session() as session:
         marked = service.mark_overdue(session, context=system.national.app.state.context)
@@ -239,21 +245,7 @@ async def test_a_past_due_follow_up_becomes_overdue_everywhere(system):
 
 
 async def test_overdue_follow_ups_are_marked_in_bounded_batches(system):
-    recs = [await forwarded_to_national(system) for _ in range(3)]
-    for rec in recs:
-        for action, details in (
-            ("send", None),
-            ("review", None),
-            ("recommend", VALID_DETAILS[Action.recommend]),
-        ):
-            assert (
-                await system.act(system.national, "bawaslu-ri", rec, action, details)
-            ).status_code == 200
-    with system.national.app.state.database.session() as session:
-        for row in session.exec(select(Recommendation)).all():
-            row.ppk_due_on = service.today() - timedelta(days=1)
-            session.add(row)
-        session.commit()
+    recs = [await sanction_past_due(system) for _ in range(3)]
 
     context = system.national.app.state.context
     batches = []
