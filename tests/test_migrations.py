@@ -58,3 +58,57 @@ def test_migrations_match_the_models(service, database_url):
             assert compare_metadata(context, SQLModel.metadata) == []
     finally:
         database.dispose()
+
+
+def test_the_counts_migration_counts_the_recommendations_already_held(database_url):
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import insert, select
+
+    from services.recommendation.models import Recommendation, RecommendationCount
+
+    database = Database(database_url, ROOT / "services" / "recommendation" / "migrations")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def held(number: int, status: str) -> dict:
+        return {
+            "id": f"00000000-0000-4000-8000-{number:012d}",
+            "office_id": "bawaslu-36.01",
+            "province_code": "36",
+            "regency_code": "36.01",
+            "region_code": "36.01",
+            "category": "partisan_photo",
+            "source": "report",
+            "election_kind": "pilkada",
+            "election_year": 2024,
+            "position_class": "pelaksana",
+            "employment": "pns",
+            "occurred_on": date(2026, 10, 30),
+            "registration_number": f"REG-{number}",
+            "received_at": now,
+            "arrived_at": now,
+            "status": status,
+            "version": 1,
+            "national_sequence": 0,
+            "document": "x",
+            "signer_jwk": "{}",
+            "envelope": "x",
+            "updated_at": now,
+        }
+
+    try:
+        database.upgrade("0002")
+        with database.engine.begin() as connection:
+            connection.execute(
+                insert(Recommendation.__table__),
+                [held(1, "submitted"), held(2, "submitted"), held(3, "verified")],
+            )
+        database.upgrade()
+        with database.engine.begin() as connection:
+            connection.execute(insert(Recommendation.__table__), [held(4, "verified")])
+            counts = connection.execute(
+                select(RecommendationCount.status, RecommendationCount.count)
+            ).all()
+        assert sorted(counts) == [("submitted", 2), ("verified", 2)]
+    finally:
+        database.dispose()

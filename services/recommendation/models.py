@@ -11,6 +11,7 @@ from shared.db import UTCDateTime
 
 TABLES = (
     "recommendations",
+    "recommendation_counts",
     "status_history",
     "outbox_messages",
     "outbox_attempts",
@@ -42,6 +43,7 @@ class Recommendation(SQLModel, table=True):
         Index("ix_recommendations_office_seq", "office_id", "seq"),
         Index("ix_recommendations_province_seq", "province_code", "seq"),
         Index("ix_recommendations_status_due", "status", "review_due_on"),
+        Index("ix_recommendations_status_ppk_due", "status", "ppk_due_on"),
         Index("ix_recommendations_received", "received_at"),
         # Totals read only this index on PostgreSQL: scope and period in the key, every
         # grouping column included, so the wide document columns are never touched.
@@ -80,6 +82,36 @@ class Recommendation(SQLModel, table=True):
     signer_jwk: str = Field(sa_column=Column(Text, nullable=False))
     envelope: str = Field(sa_column=Column(Text, nullable=False))  # the envelope as received
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# The columns `recommendation_counts` keeps counts by: what totals group and filter by most.
+COUNTED_COLUMNS = (
+    "province_code",
+    "regency_code",
+    "office_id",
+    "category",
+    "status",
+    "election_kind",
+    "election_year",
+)
+
+
+class RecommendationCount(SQLModel, table=True):
+    """How many recommendations share one combination of `COUNTED_COLUMNS`: a trigger on
+    `recommendations` keeps it (migration 0003), so every insert and status change counts,
+    whichever code makes it. National totals sum a few hundred thousand of these rather than
+    grouping a million recommendations. A count may fall to 0; its row stays."""
+
+    __tablename__ = "recommendation_counts"
+
+    province_code: str = Field(primary_key=True, max_length=2)
+    regency_code: str = Field(primary_key=True, max_length=5)
+    office_id: str = Field(primary_key=True, max_length=32)
+    category: str = Field(primary_key=True, max_length=40)
+    status: str = Field(primary_key=True, max_length=24)
+    election_kind: str = Field(primary_key=True, max_length=16)
+    election_year: int = Field(primary_key=True)
+    count: int
 
 
 class StatusChange(SQLModel, table=True):

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Select, func
 from sqlmodel import Session, col, select
 
-from services.recommendation.models import Recommendation, StatusChange
+from services.recommendation.models import Recommendation, RecommendationCount, StatusChange
 from services.recommendation.settings import RecommendationSettings
 from shared import audit, documents, lifecycle, outbox, regions
 from shared.codes import Category
@@ -601,14 +601,18 @@ def mark_overdue(
 # --- reads -----------------------------------------------------------------------------------
 
 
-def in_scope(statement: Select, caller: Caller) -> Select:
+Rows = type[Recommendation] | type[RecommendationCount]
+
+
+def in_scope(statement: Select, caller: Caller, rows: Rows = Recommendation) -> Select:
     """Limit a query to the caller's jurisdiction: a regency office sees its own
-    recommendations, a province its province's, national everything."""
+    recommendations, a province its province's, national everything. `rows` is what the
+    query reads: the recommendations, or their counts."""
     office = caller.office
     if office.tier is regions.Tier.regency:
-        return statement.where(Recommendation.office_id == office.id)
+        return statement.where(rows.office_id == office.id)
     if office.tier is regions.Tier.province:
-        return statement.where(Recommendation.province_code == office.province_code)
+        return statement.where(rows.province_code == office.province_code)
     return statement
 
 
@@ -645,6 +649,16 @@ class Filters:
     office: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    @property
+    def countable(self) -> bool:
+        """Whether `recommendation_counts` can be filtered this way: counts know no time, and
+        no region finer than the province."""
+        return (
+            self.since is None
+            and self.until is None
+            and (self.region_code is None or "." not in self.region_code)
+        )
 
 
 def checked_filters(
@@ -689,19 +703,27 @@ def _zoned(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=WIB)
 
 
-def filtered(statement: Select, filters: Filters) -> Select:
-    """The list and totals filters of DESIGN §5; a region includes the regions inside it."""
+def filtered(statement: Select, filters: Filters, rows: Rows = Recommendation) -> Select:
+    """The list and totals filters of DESIGN §5; a region includes the regions inside it.
+    Counts can be filtered by everything but the time and a region below a province:
+    `filters.countable`."""
     if filters.status:
-        statement = statement.where(Recommendation.status == filters.status)
+        statement = statement.where(rows.status == filters.status)
     if filters.category:
-        statement = statement.where(Recommendation.category == filters.category)
+        statement = statement.where(rows.category == filters.category)
+    if filters.office:
+        statement = statement.where(rows.office_id == filters.office)
+    if rows is RecommendationCount:
+        assert filters.countable, filters
+        if filters.region_code:
+            # Every region of a recommendation lies in its office's province.
+            statement = statement.where(rows.province_code == filters.region_code)
+        return statement
     if filters.region_code:
         statement = statement.where(
             (Recommendation.region_code == filters.region_code)
             | col(Recommendation.region_code).startswith(filters.region_code + ".")
         )
-    if filters.office:
-        statement = statement.where(Recommendation.office_id == filters.office)
     if filters.since:
         statement = statement.where(Recommendation.received_at >= filters.since)
     if filters.until:

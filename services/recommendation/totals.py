@@ -1,14 +1,17 @@
 """Totals for province and national offices (DESIGN §5): counts grouped any way the caller asks,
 and the thematic vulnerability index (IKP) per region.
 
-Every number is an SQL aggregate (`GROUP BY` with `count`) over the caller's scope
-(`service.in_scope`) and the list's filters (`service.filtered`); no recommendation is loaded
-into Python, and no query names the `document` column, so personal data in a recommendation
-(the reporter above all) cannot reach a total, a CSV file or a log.
+Every number is an SQL aggregate over the caller's scope (`service.in_scope`) and the list's
+filters (`service.filtered`): a sum over `recommendation_counts` where those counts hold the
+answer, a `GROUP BY` with `count` over the recommendations where they do not (a time filter, a
+region below a province, a grouping the counts do not keep). No recommendation is loaded into
+Python, and no query names the `document` column, so personal data in a recommendation (the
+reporter above all) cannot reach a total, a CSV file or a log.
 """
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -17,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session
 
-from services.recommendation.models import Recommendation
+from services.recommendation.models import COUNTED_COLUMNS, Recommendation, RecommendationCount
 from services.recommendation.service import Filters, checked_filters, filtered, in_scope, today
 from services.recommendation.settings import RecommendationSettings
 from shared import regions
@@ -65,25 +68,88 @@ def late_review(day: date) -> ColumnElement[bool]:
     return and_(Recommendation.status == Status.submitted, Recommendation.review_due_on < day)
 
 
-def overdue_follow_up(day: date) -> ColumnElement[bool]:
-    """`overdue`, or still `sanction_recommended` with the PPK's due date passed: national's
-    overdue job marks those within a minute, and a province learns of it by a status event,
-    so counting both keeps the number right in between."""
-    return or_(
-        Recommendation.status == Status.overdue,
-        and_(
-            Recommendation.status == Status.sanction_recommended,
-            Recommendation.ppk_due_on < day,
-        ),
+def sanction_past_due(day: date) -> ColumnElement[bool]:
+    """Still `sanction_recommended` with the PPK's due date passed: national's overdue job
+    marks it `overdue` within a minute, and a province learns of it by a status event, so
+    counting it with the overdue ones keeps the number right in between."""
+    return and_(
+        Recommendation.status == Status.sanction_recommended, Recommendation.ppk_due_on < day
     )
+
+
+def overdue_follow_up(day: date) -> ColumnElement[bool]:
+    return or_(Recommendation.status == Status.overdue, sanction_past_due(day))
 
 
 def tally(
     session: Session, *, caller: Caller, filters: Filters, groupings: list[Grouping], day: date
 ) -> tuple[list[dict[str, str | int]], Backlog]:
     """One `{grouping: key, ..., "count": n}` per group, sorted by the keys in the order asked
-    (with no groupings, one row holding the total), and the backlog: one pass over the rows,
-    where a query for the groups and another for the backlog read every row twice."""
+    (with no groupings, one row holding the total), and the backlog.
+
+    The groups come from `recommendation_counts` when it holds them, and the backlog from the
+    two due-date indexes; otherwise from one pass over the recommendations, groups and backlog
+    together."""
+    if filters.countable and all(grouping in COUNTED_GROUPINGS for grouping in groupings):
+        groups = _counted_groups(session, caller, filters, groupings)
+        total = sum(int(group["count"]) for group in groups)
+        late, overdue = _backlog(session, caller, filters, day)
+    else:
+        groups, late, overdue = _grouped_rows(session, caller, filters, groupings, day)
+        total = sum(int(group["count"]) for group in groups)
+    # Sorted here, not by the database: PostgreSQL's collation would order "_" and "." its own way.
+    groups.sort(key=lambda group: tuple(str(group[g]) for g in groupings))
+    return groups, Backlog(total=total, late_reviews=late, overdue_follow_ups=overdue)
+
+
+COUNTED_GROUPINGS = {
+    grouping
+    for grouping, columns in GROUP_COLUMNS.items()
+    if all(column.key in COUNTED_COLUMNS for column in columns)
+}
+
+
+def _counted_groups(
+    session: Session, caller: Caller, filters: Filters, groupings: list[Grouping]
+) -> list[dict[str, str | int]]:
+    columns = [
+        getattr(RecommendationCount, column.key)
+        for grouping in groupings
+        for column in GROUP_COLUMNS[grouping]
+    ]
+    statement = select(*columns, func.coalesce(func.sum(RecommendationCount.count), 0))
+    statement = filtered(
+        in_scope(statement, caller, RecommendationCount), filters, RecommendationCount
+    )
+    if columns:
+        # A count that fell to 0 keeps its row; a group of none is no group.
+        statement = statement.group_by(*columns).having(func.sum(RecommendationCount.count) > 0)
+    return [_group(iter(row), groupings) for row in session.exec(statement).all()]
+
+
+def _backlog(session: Session, caller: Caller, filters: Filters, day: date) -> tuple[int, int]:
+    """Late reviews and overdue follow-ups: the `overdue` from the counts, the other two each
+    from its status's stretch of a due-date index."""
+
+    def count(condition: ColumnElement[bool]):
+        statement = select(func.count()).select_from(Recommendation).where(condition)
+        return filtered(in_scope(statement, caller), filters).scalar_subquery()
+
+    overdue = select(func.coalesce(func.sum(RecommendationCount.count), 0)).where(
+        RecommendationCount.status == Status.overdue
+    )
+    overdue = filtered(in_scope(overdue, caller, RecommendationCount), filters, RecommendationCount)
+    late, marked, past_due = session.exec(
+        select(count(late_review(day)), overdue.scalar_subquery(), count(sanction_past_due(day)))
+    ).one()
+    return late, int(marked) + past_due
+
+
+def _grouped_rows(
+    session: Session, caller: Caller, filters: Filters, groupings: list[Grouping], day: date
+) -> tuple[list[dict[str, str | int]], int, int]:
+    """The groups, late reviews and overdue follow-ups in one pass over the recommendations,
+    where a query for the groups and another for the backlog would read every row twice."""
     columns = [column for grouping in groupings for column in GROUP_COLUMNS[grouping]]
     statement = select(
         *columns,
@@ -95,37 +161,39 @@ def tally(
     if columns:
         statement = statement.group_by(*columns)
     groups = []
-    total = late = overdue = 0
+    late = overdue = 0
     for row in session.exec(statement).all():
         values = iter(row)
-        group: dict[str, str | int] = {}
-        for grouping in groupings:
-            if grouping is Grouping.election:
-                kind, year = next(values), next(values)
-                group[grouping] = f"{kind}-{year}"
-            else:
-                group[grouping] = next(values)
-        group["count"] = count = next(values)
-        total, late, overdue = total + count, late + next(values), overdue + next(values)
-        groups.append(group)
-    # Sorted here, not by the database: PostgreSQL's collation would order "_" and "." its own way.
-    groups.sort(key=lambda group: tuple(str(group[g]) for g in groupings))
-    return groups, Backlog(total=total, late_reviews=late, overdue_follow_ups=overdue)
+        groups.append(_group(values, groupings))
+        late, overdue = late + next(values), overdue + next(values)
+    return groups, late, overdue
+
+
+def _group(values: Iterator[Any], groupings: list[Grouping]) -> dict[str, str | int]:
+    """`{grouping: key, ..., "count": n}` from a row's next values."""
+    group: dict[str, str | int] = {}
+    for grouping in groupings:
+        if grouping is Grouping.election:
+            kind, year = next(values), next(values)
+            group[grouping] = f"{kind}-{year}"
+        else:
+            group[grouping] = next(values)
+    group["count"] = int(next(values))
+    return group
 
 
 def cases_by_region(
     session: Session, *, caller: Caller, filters: Filters, level: Literal["province", "regency"]
 ) -> dict[str, int]:
-    """Cases per province or regency code. A `returned` recommendation is not a case: it was
-    either withdrawn or corrected by a new document that supersedes it and is counted itself."""
-    column = Recommendation.province_code if level == "province" else Recommendation.regency_code
-    statement = (
-        select(column, func.count())
-        .select_from(Recommendation)
-        .where(Recommendation.status != Status.returned)
-    )
-    statement = filtered(in_scope(statement, caller), filters).group_by(column)
-    return {code: cases for code, cases in session.exec(statement).all()}
+    """Cases per province or regency code, from the counts when they hold them. A `returned`
+    recommendation is not a case: it was either withdrawn or corrected by a new document that
+    supersedes it and is counted itself."""
+    rows = RecommendationCount if filters.countable else Recommendation
+    column = rows.province_code if level == "province" else rows.regency_code
+    case_count = func.sum(rows.count) if rows is RecommendationCount else func.count()
+    statement = select(column, case_count).select_from(rows).where(rows.status != Status.returned)
+    statement = filtered(in_scope(statement, caller, rows), filters, rows).group_by(column)
+    return {code: int(cases) for code, cases in session.exec(statement).all()}
 
 
 def score(cases: int, most: int) -> int:

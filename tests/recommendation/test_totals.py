@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import delete, event, update
+from sqlmodel import select
 
 from services.recommendation import totals
 from services.recommendation.app import create_app
@@ -390,6 +391,82 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():
         "'@SUM(A1),'-2,2\r\n"
         "bawaslu-36,other,3\r\n"
     )
+
+
+# --- the counts kept by trigger --------------------------------------------------------------
+
+# Any time filter makes totals group the recommendations themselves; this one keeps them all.
+ALL_TIME = "2000-01-01T00:00:00+07:00"
+COUNTED_ASKS = [
+    {},
+    {"group_by": "region"},
+    {"group_by": "office,category"},
+    {"group_by": "status,election"},
+    {"group_by": "region,status", "category": "social_media_campaign"},
+    {"group_by": "category", "region_code": "36"},
+    {"group_by": "election", "status": "submitted", "office": "bawaslu-36.01"},
+]
+
+
+async def assert_counts_agree_with_the_recommendations(client, headers) -> None:
+    for params in COUNTED_ASKS:
+        counted = await stats(client, headers, **params)
+        from_rows = await stats(client, headers, **params, since=ALL_TIME)
+        assert counted == from_rows, params
+    for level in ("province", "regency"):
+        counted = await client.get(
+            "/v1/stats/vulnerability", params={"level": level}, headers=headers
+        )
+        from_rows = await client.get(
+            "/v1/stats/vulnerability", params={"level": level, "since": ALL_TIME}, headers=headers
+        )
+        assert counted.json() == from_rows.json(), level
+
+
+async def test_counted_totals_are_the_totals_of_the_recommendations(province, as_office):
+    await assert_counts_agree_with_the_recommendations(province, as_office("bawaslu-ri"))
+    await assert_counts_agree_with_the_recommendations(province, as_office("bawaslu-36"))
+
+
+async def test_counts_follow_every_change_however_it_is_made(province, as_office):
+    """Through the ORM, by a bulk UPDATE, by DELETE and by INSERT: the trigger sees them all."""
+    with province.app.state.database.session() as session:
+        r01 = session.exec(
+            select(Recommendation).where(Recommendation.registration_number == "REG-r01")
+        ).one()
+        r01.status = "under_review"
+        r01.category = "partisan_photo"
+        session.add(r01)
+        session.commit()
+        session.exec(
+            update(Recommendation)
+            .where(Recommendation.status == "sanction_recommended")
+            .values(status="overdue")
+        )
+        session.exec(delete(Recommendation).where(Recommendation.registration_number == "REG-r13"))
+        session.exec(
+            update(Recommendation)  # a change to no counted column counts nothing
+            .where(Recommendation.registration_number == "REG-r02")
+            .values(employment="pppk", version=Recommendation.version + 1)
+        )
+        session.commit()
+
+    ri, banten = as_office("bawaslu-ri"), as_office("bawaslu-36")
+    await assert_counts_agree_with_the_recommendations(province, ri)
+    await assert_counts_agree_with_the_recommendations(province, banten)
+    by_status = await stats(province, banten, group_by="status")
+    assert {group["status"]: group["count"] for group in by_status["groups"]} == {
+        "followed_up": 1,
+        "not_proven": 1,
+        "overdue": 3,  # r05, and r04 and r08 moved by the bulk UPDATE
+        "returned": 1,
+        "submitted": 3,  # r01 went under review
+        "under_review": 2,
+        "verified": 1,
+    }
+    # Jawa Barat's only submitted recommendation was deleted: its count is 0, and no group.
+    jabar = await stats(province, ri, group_by="status", region_code="32")
+    assert "submitted" not in {group["status"] for group in jabar["groups"]}
 
 
 # --- no personal data ------------------------------------------------------------------------
