@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import delete, event, update
+from sqlalchemy import delete, event, text, update
 from sqlmodel import select
 
 from services.recommendation import totals
@@ -467,6 +467,19 @@ async def test_counts_follow_every_change_however_it_is_made(province, as_office
     # Jawa Barat's only submitted recommendation was deleted: its count is 0, and no group.
     jabar = await stats(province, ri, group_by="status", region_code="32")
     assert "submitted" not in {group["status"] for group in jabar["groups"]}
+
+
+async def test_emptying_the_recommendations_empties_the_counts(province, as_office):
+    with province.app.state.database.session() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.exec(text("TRUNCATE recommendations, status_history"))
+        else:
+            session.exec(delete(Recommendation))  # SQLite has no TRUNCATE
+        session.commit()
+
+    body = await stats(province, as_office("bawaslu-ri"), group_by="status")
+
+    assert (body["groups"], body["total"]) == ([], 0)
 
 
 # --- no personal data ------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 (`EXPLAIN ANALYZE`, this 2-core machine); summing their 170,000 counts takes 22-35 ms.
 
 A trigger, not the service's code, keeps the counts: every insert, status change and delete
-counts, whichever statement makes it (a bulk load with COPY included). An update takes its
+counts, whichever statement makes it (a bulk load with COPY included), and on PostgreSQL a
+TRUNCATE empties them. An update takes its
 two counts in key order, so two transactions moving recommendations between the same two
 counts in opposite directions cannot deadlock. The index on (status, ppk_due_on) lets the
 overdue follow-ups be counted from the index alone.
@@ -72,6 +73,14 @@ $$;
 CREATE TRIGGER recommendations_counted
     AFTER INSERT OR DELETE OR UPDATE OF {COLUMNS} ON recommendations
     FOR EACH ROW EXECUTE FUNCTION recommendation_counts_follow();
+CREATE FUNCTION recommendation_counts_empty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM recommendation_counts;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER recommendations_emptied AFTER TRUNCATE ON recommendations
+    FOR EACH STATEMENT EXECUTE FUNCTION recommendation_counts_empty();
 """
 
 SQLITE = [
@@ -119,6 +128,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER recommendations_emptied ON recommendations")
+        op.execute("DROP FUNCTION recommendation_counts_empty()")
         op.execute("DROP TRIGGER recommendations_counted ON recommendations")
         op.execute("DROP FUNCTION recommendation_counts_follow()")
     else:
