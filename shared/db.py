@@ -4,14 +4,16 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on, and every t
 IMMEDIATE: it takes the write lock up front and waits for it (busy_timeout) instead of failing
 half-way when two writers meet. PostgreSQL is reached with psycopg 3.
 
-Blocking database work leaves the event loop through `Database.run`. On SQLite that is one
-thread per database, one piece of work at a time: SQLite has a single writer anyway, and a queue
-in front of it hands the lock on at once, where SQLite's own busy-wait sleeps up to 100 ms
-between tries (under load that was most of intake's p99). On PostgreSQL, any worker thread.
+Blocking database work leaves the event loop through `Database.run`, onto the database's own
+threads. On SQLite that is one thread, one piece of work at a time: SQLite has a single writer
+anyway, and a queue in front of it hands the lock on at once, where SQLite's own busy-wait
+sleeps up to 100 ms between tries (under load that was most of intake's p99). On PostgreSQL it
+is a few threads, fewer than the pooled connections: with anyio's 40 worker threads, every
+thread beyond the pool opened a connection of its own and closed it after one use (a quarter of
+intake's submissions under load, and most of its CPU).
 """
 
 import asyncio
-import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,9 +29,15 @@ from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
-from starlette.concurrency import run_in_threadpool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL connections kept open per service, and how many more reads may open for a moment.
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
+# Threads for `Database.run` on PostgreSQL. More threads than this spent their time handing
+# the GIL round while they waited on the database: intake took 96-99 submissions/s with 10,
+# 133 with 4, 107 with 2 (32 connections, all four services and PostgreSQL on two cores).
+POSTGRESQL_THREADS = 4
 T = TypeVar("T")
 
 
@@ -70,7 +78,9 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -103,17 +113,14 @@ class Database:
         self.url = normalise_url(url)
         self.migrations = migrations
         self.engine = make_engine(self.url)
-        self._sqlite_thread = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-            if self.engine.dialect.name == "sqlite"
-            else None
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._threads = ThreadPoolExecutor(
+            max_workers=1 if sqlite else POSTGRESQL_THREADS, thread_name_prefix="database"
         )
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)` on a thread of its own, awaited: see the module's notes."""
-        if self._sqlite_thread is not None:
-            return await asyncio.wrap_future(self._sqlite_thread.submit(work, *args))
-        return await run_in_threadpool(functools.partial(work, *args))
+        """`work(*args)` on one of the database's threads, awaited: see the module's notes."""
+        return await asyncio.wrap_future(self._threads.submit(work, *args))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -149,8 +156,7 @@ class Database:
         return self.current() == self.head()
 
     def dispose(self) -> None:
-        if self._sqlite_thread is not None:
-            self._sqlite_thread.shutdown(wait=True)
+        self._threads.shutdown(wait=True)
         self.engine.dispose()
 
 
