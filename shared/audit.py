@@ -138,8 +138,10 @@ def append_all(session: Session, events: list[Event]) -> None:
         session.connection().execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
         )
-    last = session.exec(
-        select(AuditEntry.id, AuditEntry.entry_hash).order_by(col(AuditEntry.id).desc()).limit(1)
+    entries = AuditEntry.__table__.c
+    connection = session.connection()
+    last = connection.execute(
+        select(entries.id, entries.entry_hash).order_by(entries.id.desc()).limit(1)
     ).first()
     position, previous = (0, GENESIS) if last is None else last
     rows = []
@@ -168,7 +170,7 @@ def append_all(session: Session, events: list[Event]) -> None:
         previous = current
     # A plain INSERT, not ORM objects: the entries are never changed after, and building and
     # flushing objects was half the cost of receiving a document.
-    session.execute(insert(AuditEntry), rows)
+    connection.execute(insert(AuditEntry.__table__), rows)
 
 
 def check_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> ChainCheck:

@@ -79,17 +79,18 @@ def enqueue(session: Session, *, document_id: str, destination: str, path: str, 
     for a row only the relay reads."""
     now, message_id = utcnow(), str(uuid.uuid4())
     session.connection().execute(
-        insert(OutboxMessage.__table__).values(
-            id=message_id,
-            document_id=document_id,
-            destination=destination,
-            path=path,
-            body=body,
-            state=DeliveryState.pending,
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
-        )
+        insert(OutboxMessage.__table__),
+        {
+            "id": message_id,
+            "document_id": document_id,
+            "destination": destination,
+            "path": path,
+            "body": body,
+            "state": DeliveryState.pending,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        },
     )
     return message_id
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -265,25 +265,28 @@ def _store(
         },
         documents.RECEIPT_TYP,
     )
-    document = Document(
-        id=str(parsed.jti),
-        office_id=key.office_id,
-        kid=key.kid,
-        compact=compact,
-        sha256=digest,
-        registration_number=number,
-        received_at=received_at,
-        receipt=receipt,
-        supersedes=None if parsed.supersedes is None else str(parsed.supersedes),
-        region_code=recommendation.region_code,
-        province_code=office.region.province_code,
-        category=recommendation.category,
-        source=recommendation.source,
-        election_kind=recommendation.election.kind,
-        election_year=recommendation.election.year,
-        occurred_on=recommendation.occurred_on,
-    )
-    session.add(document)
+    row = {
+        "id": str(parsed.jti),
+        "office_id": key.office_id,
+        "kid": key.kid,
+        "compact": compact,
+        "sha256": digest,
+        "registration_number": number,
+        "received_at": received_at,
+        "receipt": receipt,
+        "supersedes": None if parsed.supersedes is None else str(parsed.supersedes),
+        "region_code": recommendation.region_code,
+        "province_code": office.region.province_code,
+        "category": recommendation.category,
+        "source": recommendation.source,
+        "election_kind": recommendation.election.kind,
+        "election_year": recommendation.election.year,
+        "occurred_on": recommendation.occurred_on,
+        "status": DocumentStatus.received,
+    }
+    # A plain INSERT: the ORM's unit of work cost more than the insert itself.
+    session.connection().execute(insert(Document.__table__), row)
+    document = Document(**row)
     destination = documents.province_service(office.region.province_code)
     envelope = signing_key.sign(
         {
@@ -354,18 +357,30 @@ def _next_registration_number(session: Session, office: regions.Office, at: date
     """Take the next number for the office and year inside the caller's transaction: the
     counter row stays locked until commit, and a rollback gives the number back."""
     year = at.astimezone(WIB).year
-    table = RegistrationCounter.__table__
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(table)
-        .values(office_id=office.id, year=year, last=1)
-        .on_conflict_do_update(
-            index_elements=[table.c.office_id, table.c.year], set_={"last": table.c.last + 1}
-        )
-        .returning(table.c.last)
-    )
-    sequence = session.connection().execute(statement).scalar_one()
+    connection = session.connection()
+    statement = _COUNTER_UPSERTS[connection.dialect.name]
+    sequence = connection.execute(statement, {"office_id": office.id, "year": year}).scalar_one()
     return f"{office.registration_prefix}-{year}-{sequence:06d}"
+
+
+def _counter_upsert(insert) -> Any:
+    counters = RegistrationCounter.__table__
+    return (
+        insert(counters)
+        .values(office_id=bindparam("office_id"), year=bindparam("year"), last=1)
+        .on_conflict_do_update(
+            index_elements=[counters.c.office_id, counters.c.year],
+            set_={"last": counters.c.last + 1},
+        )
+        .returning(counters.c.last)
+    )
+
+
+# Built once: building the statement cost more than running it.
+_COUNTER_UPSERTS = {
+    "postgresql": _counter_upsert(pg_insert),
+    "sqlite": _counter_upsert(sqlite_insert),
+}
 
 
 # --- status events from province services ---------------------------------------------------
