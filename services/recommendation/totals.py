@@ -92,11 +92,10 @@ def tally(
     together."""
     if filters.countable and all(grouping in COUNTED_GROUPINGS for grouping in groupings):
         groups = _counted_groups(session, caller, filters, groupings)
-        total = sum(int(group["count"]) for group in groups)
         late, overdue = _backlog(session, caller, filters, day)
     else:
         groups, late, overdue = _grouped_rows(session, caller, filters, groupings, day)
-        total = sum(int(group["count"]) for group in groups)
+    total = sum(int(group["count"]) for group in groups)
     # Sorted here, not by the database: PostgreSQL's collation would order "_" and "." its own way.
     groups.sort(key=lambda group: tuple(str(group[g]) for g in groupings))
     return groups, Backlog(total=total, late_reviews=late, overdue_follow_ups=overdue)
