@@ -38,6 +38,8 @@ from tests.support.postgres import ThrowawayCluster, free_port, server_binaries
 HERE = Path(__file__).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 PASSWORD = "bench-password-" + uuid.uuid4().hex[:8]
+OFFERED = 200  # submissions/s for the latency target
+PACED_CONNECTIONS = 32  # enough that a slot seldom waits for a free connection
 TARGETS = {
     "accepted_per_second": 500,
     "p99_ms_at_200_per_second": 100,
@@ -61,13 +63,13 @@ def es256_verifications_per_second(seconds: float = 3.0) -> float:
     return count / (time.perf_counter() - started)
 
 
-def wrk(
-    url: str, requests_file: Path, *, connections: int, delay_ms: int = 0, offset: int = 0
-) -> dict:
+def wrk(url: str, requests_file: Path, *, connections: int, rate: int = 0, offset: int = 0) -> dict:
+    """Submissions through the gateway: as fast as it answers, or `rate` a second on a fixed
+    schedule (see submit.lua)."""
     environment = {
         **os.environ,
         "BENCH_REQUESTS": str(requests_file),
-        "BENCH_DELAY_MS": str(delay_ms),
+        "BENCH_RATE": str(rate),
         "BENCH_THREADS": "1",
         "BENCH_OFFSET": str(offset),
     }
@@ -291,12 +293,12 @@ def main() -> None:
             results["bare_hop"] = bare_hop(system, requests_file)
             log("load: as many submissions as the gateway takes (wrk, 32 connections)")
             results["max_load"] = wrk(system.layout.gateway_url, requests_file, connections=32)
-            log("load: 200 submissions/s offered (8 connections, each paced to 40 ms)")
+            log(f"load: {OFFERED} submissions/s offered ({PACED_CONNECTIONS} connections)")
             results["at_200_per_second"] = wrk(
                 system.layout.gateway_url,
                 requests_file,
-                connections=8,
-                delay_ms=40,
+                connections=PACED_CONNECTIONS,
+                rate=OFFERED,
                 offset=per_phase,
             )
             log("visibility at national")
@@ -333,12 +335,12 @@ def on_postgres() -> dict:
             signed_requests(system, client, 2 * per_phase, requests_file)
             log("load on PostgreSQL: as many submissions as the gateway takes")
             max_load = wrk(system.layout.gateway_url, requests_file, connections=32)
-            log("load on PostgreSQL: 200 submissions/s offered")
+            log(f"load on PostgreSQL: {OFFERED} submissions/s offered")
             paced = wrk(
                 system.layout.gateway_url,
                 requests_file,
-                connections=8,
-                delay_ms=40,
+                connections=PACED_CONNECTIONS,
+                rate=OFFERED,
                 offset=per_phase,
             )
         return {"max_load": max_load, "at_200_per_second": paced}
@@ -367,7 +369,7 @@ def verdicts(results: dict) -> dict:
         "totals_1m_ms": max(q["p95_ms"] for q in results["totals_1m"]["queries"].values()),
     }
     higher_is_better = {"accepted_per_second"}
-    return {
+    answer = {
         name: {
             "measured": value,
             "target": TARGETS[name],
@@ -375,6 +377,13 @@ def verdicts(results: dict) -> dict:
         }
         for name, value in measured.items()
     }
+    # A p99 counts only at the rate it names: a server that fell behind the schedule served
+    # fewer, and its p99 is not one at 200/s.
+    served = results["at_200_per_second"]["accepted_per_second"]
+    latency = answer["p99_ms_at_200_per_second"]
+    latency["served_per_second"] = served
+    latency["met"] = latency["met"] and served >= 0.95 * OFFERED
+    return answer
 
 
 def write(results: dict) -> None:
@@ -386,7 +395,9 @@ def write(results: dict) -> None:
     draw(results, path.with_suffix(".png"))
     for name, verdict in results["verdicts"].items():
         mark = "met" if verdict["met"] else "MISSED"
-        log(f"{name}: {verdict['measured']:.2f} (target {verdict['target']}) {mark}")
+        served = verdict.get("served_per_second")
+        at = "" if served is None else f" at {served:.0f}/s served"
+        log(f"{name}: {verdict['measured']:.2f}{at} (target {verdict['target']}) {mark}")
     for name, value in results["ratios"].items():
         log(f"{name}: {value:.3f}")
     postgres = results.get("postgres", {})
