@@ -109,10 +109,10 @@ def receive_envelope(
             errors=[{"field": "document", "message": "wrong province", "type": "routing"}],
         )
 
-    held_before = Recommendation.__table__.c
+    columns = Recommendation.__table__.c
     if (
         session.connection()
-        .execute(select(held_before.seq).where(held_before.id == str(parsed.jti)))
+        .execute(select(columns.seq).where(columns.id == str(parsed.jti)))
         .first()
     ):
         existing = session.exec(
