@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import httpx
-from sqlalchemy import Column, ForeignKey, Index, String, Text, func, insert
+from sqlalchemy import Column, ForeignKey, Index, String, Text, func, insert, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import Database, UTCDateTime, utcnow
@@ -110,18 +110,38 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """What the relay needs of a message it holds the lease on."""
+
+    id: str
+    document_id: str
+    destination: str
+    path: str
+    body: str
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One try at delivering a message: what came back, or what went wrong."""
 
-    message: OutboxMessage
+    message: Claimed
     started: datetime
     elapsed: timedelta
     status_code: int | None
     error: str | None
 
 
+MESSAGES = OutboxMessage.__table__
+ATTEMPTS = OutboxAttempt.__table__
+
+
 class OutboxRelay:
-    """Delivers a service's pending outbox messages to the peers they are addressed to."""
+    """Delivers a service's pending outbox messages to the peers they are addressed to.
+
+    A pass claims and settles its messages with a few set-wide statements on the connection
+    rather than through ORM objects: the relay shares its service's one database thread with
+    the requests, and loading, flushing and re-reading each message cost it a tenth of intake's
+    time under load."""
 
     def __init__(
         self,
@@ -171,29 +191,31 @@ class OutboxRelay:
         await self.database.run(self._record, attempts)
         return len(claimed)
 
-    def _claim(self) -> list[OutboxMessage]:
+    def _claim(self) -> list[Claimed]:
         now = utcnow()
-        with self.database.session() as session:
-            due = session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.state == DeliveryState.pending)
-                .where(OutboxMessage.next_attempt_at <= now)
-                .where(
-                    (col(OutboxMessage.leased_until).is_(None))
-                    | (col(OutboxMessage.leased_until) < now)
-                )
-                .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.created_at))
+        c = MESSAGES.c
+        with self.database.engine.begin() as connection:
+            due = connection.execute(
+                select(c.id, c.document_id, c.destination, c.path, c.body)
+                .where(c.state == DeliveryState.pending)
+                .where(c.next_attempt_at <= now)
+                .where(c.leased_until.is_(None) | (c.leased_until < now))
+                .order_by(c.next_attempt_at, c.created_at)
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
             ).all()
-            for message in due:
-                message.lease_owner = self.name
-                message.leased_until = now + timedelta(seconds=self.policy.lease_seconds)
-                session.add(message)
-            session.commit()
-            return list(due)
+            if due:
+                connection.execute(
+                    update(MESSAGES)
+                    .where(c.id.in_([row.id for row in due]))
+                    .values(
+                        lease_owner=self.name,
+                        leased_until=now + timedelta(seconds=self.policy.lease_seconds),
+                    )
+                )
+        return [Claimed(*row) for row in due]
 
-    async def _deliver(self, client: httpx.AsyncClient, message: OutboxMessage) -> Attempt:
+    async def _deliver(self, client: httpx.AsyncClient, message: Claimed) -> Attempt:
         started = utcnow()
         status_code: int | None = None
         error: str | None = None
@@ -214,44 +236,75 @@ class OutboxRelay:
     def _record(self, attempts: list[Attempt]) -> None:
         """Every outcome of one pass in one transaction; a message whose lease ran out meanwhile
         belongs to another relay now and is left to it."""
-        settled = []
-        with self.database.session() as session:
+        c = MESSAGES.c
+        now = utcnow()
+        settled: list[tuple[Attempt, int, DeliveryState]] = []
+        with self.database.engine.begin() as connection:
+            held = dict(
+                connection.execute(
+                    select(c.id, c.attempts)
+                    .where(c.id.in_([attempt.message.id for attempt in attempts]))
+                    .where(c.lease_owner == self.name)
+                    .with_for_update()
+                ).all()
+            )
+            delivered: list[str] = []
             for attempt in attempts:
-                message = session.get(OutboxMessage, attempt.message.id)
-                if message is None or message.lease_owner != self.name:
+                if (previous := held.get(attempt.message.id)) is None:
                     continue
-                message.attempts += 1
+                number = previous + 1
                 if attempt.error is None:
-                    message.state = DeliveryState.delivered
-                    message.delivered_at = utcnow()
-                    message.last_error = None
-                elif (
-                    attempt.status_code in PERMANENT_REFUSALS
-                    or message.attempts >= self.policy.max_attempts
-                ):
-                    message.state = DeliveryState.failed
-                    message.last_error = attempt.error
+                    state = DeliveryState.delivered
+                    delivered.append(attempt.message.id)
                 else:
-                    message.last_error = attempt.error
-                    message.next_attempt_at = utcnow() + timedelta(
-                        seconds=self.policy.delay(message.attempts)
+                    gave_up = (
+                        attempt.status_code in PERMANENT_REFUSALS
+                        or number >= self.policy.max_attempts
                     )
-                message.lease_owner = None
-                message.leased_until = None
-                session.add(message)
-                session.add(
-                    OutboxAttempt(
-                        message_id=message.id,
-                        number=message.attempts,
-                        started_at=attempt.started,
-                        duration_ms=int(attempt.elapsed.total_seconds() * 1000),
-                        status_code=attempt.status_code,
-                        error=attempt.error,
-                        outcome=message.state,
+                    state = DeliveryState.failed if gave_up else DeliveryState.pending
+                    retry_at = now + timedelta(seconds=self.policy.delay(number))
+                    connection.execute(
+                        update(MESSAGES)
+                        .where(c.id == attempt.message.id)
+                        .values(
+                            state=state,
+                            attempts=number,
+                            last_error=attempt.error,
+                            next_attempt_at=c.next_attempt_at if gave_up else retry_at,
+                            lease_owner=None,
+                            leased_until=None,
+                        )
+                    )
+                settled.append((attempt, number, state))
+            if delivered:
+                connection.execute(
+                    update(MESSAGES)
+                    .where(c.id.in_(delivered))
+                    .values(
+                        state=DeliveryState.delivered,
+                        attempts=c.attempts + 1,
+                        delivered_at=now,
+                        last_error=None,
+                        lease_owner=None,
+                        leased_until=None,
                     )
                 )
-                settled.append((attempt, message.attempts, message.state))
-            session.commit()
+            if settled:
+                connection.execute(
+                    insert(ATTEMPTS),
+                    [
+                        {
+                            "message_id": attempt.message.id,
+                            "number": number,
+                            "started_at": attempt.started,
+                            "duration_ms": int(attempt.elapsed.total_seconds() * 1000),
+                            "status_code": attempt.status_code,
+                            "error": attempt.error,
+                            "outcome": state,
+                        }
+                        for attempt, number, state in settled
+                    ],
+                )
         for attempt, number, state in settled:
             extra = {
                 "document_id": attempt.message.document_id,
