@@ -6,8 +6,8 @@ office in before any clock starts, and drives the gateway with wrk (the load cli
 the server: DESIGN §8). In the same run it measures the baselines the numbers are ratios of:
 raw ES256 verifications per second, and a bare FastAPI endpoint behind the same gateway hop.
 The two load phases run again with every service on its own PostgreSQL database (a throwaway
-cluster) when PostgreSQL's server binaries are installed. Totals are timed over 1,000,000
-recommendations on a throwaway PostgreSQL cluster.
+cluster: from PostgreSQL's server binaries when installed, else in a container when Docker runs).
+Totals are timed over 1,000,000 recommendations on such a cluster.
 
 Results: bench/results/<time>.json and .png. `BENCH_SECONDS` sets each load phase (default 20).
 """
@@ -33,7 +33,7 @@ from services.local import Layout, Ports, stop
 from shared.documents import INTAKE_AUDIENCE, RECOMMENDATION_TYP
 from shared.signing import KeyPair, verify
 from tests.support.offices import example
-from tests.support.postgres import ThrowawayCluster, free_port, server_binaries
+from tests.support.postgres import NoPostgres, free_port, start_cluster
 
 HERE = Path(__file__).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
@@ -317,11 +317,11 @@ def main() -> None:
 
 def on_postgres() -> dict:
     """The two load phases again, every service on its own PostgreSQL database."""
-    binaries = server_binaries()
-    if binaries is None:
-        log("no PostgreSQL server binaries: the PostgreSQL load phases are skipped")
-        return {"skipped": "no PostgreSQL server binaries (apt-get install postgresql)"}
-    cluster = ThrowawayCluster(binaries).start()
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
+        log(f"{exc}: the PostgreSQL load phases are skipped")
+        return {"skipped": str(exc)}
     directory = Path(tempfile.mkdtemp(prefix="siapnet-bench-pg-"))
     names = ("gateway", "intake", "banten", "national")
     system = System(directory, {name: cluster.create_database() for name in names})
@@ -343,7 +343,7 @@ def on_postgres() -> dict:
                 rate=OFFERED,
                 offset=per_phase,
             )
-        return {"max_load": max_load, "at_200_per_second": paced}
+        return {"cluster": cluster.where, "max_load": max_load, "at_200_per_second": paced}
     finally:
         system.stop()
         cluster.stop()

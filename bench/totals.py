@@ -24,7 +24,7 @@ from shared.entrypoint import frozen_after_startup
 from shared.identity import mint_access_token
 from shared.lifecycle import Status
 from shared.signing import KeyPair, jwks
-from tests.support.postgres import ThrowawayCluster, server_binaries
+from tests.support.postgres import NoPostgres, start_cluster
 
 QUERIES = {
     "national: total": ("bawaslu-ri", "/v1/stats"),
@@ -97,10 +97,10 @@ COLUMNS = (
 
 
 def measure(rows: int = 1_000_000) -> dict:
-    binaries = server_binaries()
-    if binaries is None:
-        return {"skipped": "no PostgreSQL server binaries (apt-get install postgresql)"}
-    cluster = ThrowawayCluster(binaries).start()
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
+        return {"skipped": str(exc)}
     try:
         url = cluster.create_database()
         database = Database(url, MIGRATIONS)
@@ -127,6 +127,7 @@ def measure(rows: int = 1_000_000) -> dict:
             ).fetchone()
         loaded = time.perf_counter() - started
         return {
+            "cluster": cluster.where,
             "rows": rows,
             "load_seconds": loaded,
             "pages_all_visible": visible / pages,

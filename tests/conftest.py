@@ -15,7 +15,7 @@ from services.intake.settings import IntakeSettings
 from shared.identity import mint_access_token
 from shared.signing import KeyPair, jwks
 from tests.support.offices import OfficeSigner
-from tests.support.postgres import ThrowawayCluster, server_binaries
+from tests.support.postgres import ContainerCluster, NoPostgres, ThrowawayCluster, start_cluster
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -26,23 +26,19 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[ThrowawayCluster]:
-    binaries = server_binaries()
-    if binaries is None:
-        message = (
-            "PostgreSQL server binaries not found: install them with"
-            " `apt-get install postgresql-15` (or set up Docker for the container suite)"
-        )
+def postgres_cluster() -> Iterator[ThrowawayCluster | ContainerCluster]:
+    try:
+        cluster = start_cluster()
+    except NoPostgres as exc:
         if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    cluster = ThrowawayCluster(binaries).start()
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
     yield cluster
     cluster.stop()
 
 
 @pytest.fixture
-def postgres_url(postgres_cluster: ThrowawayCluster) -> str:
+def postgres_url(postgres_cluster: ThrowawayCluster | ContainerCluster) -> str:
     return postgres_cluster.create_database()
 
 
