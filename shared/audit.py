@@ -138,11 +138,8 @@ def append_all(session: Session, events: list[Event]) -> None:
         session.connection().execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
         )
-    entries = AuditEntry.__table__.c
     connection = session.connection()
-    last = connection.execute(
-        select(entries.id, entries.entry_hash).order_by(entries.id.desc()).limit(1)
-    ).first()
+    last = connection.execute(_LAST_ENTRY).first()
     position, previous = (0, GENESIS) if last is None else last
     rows = []
     for event in events:
@@ -170,7 +167,14 @@ def append_all(session: Session, events: list[Event]) -> None:
         previous = current
     # A plain INSERT, not ORM objects: the entries are never changed after, and building and
     # flushing objects was half the cost of receiving a document.
-    connection.execute(insert(AuditEntry.__table__), rows)
+    connection.execute(_INSERT_ENTRIES, rows)
+
+
+# Built once: intake appends twice per document, and building a statement costs more than
+# running it.
+_ENTRIES = AuditEntry.__table__.c
+_LAST_ENTRY = select(_ENTRIES.id, _ENTRIES.entry_hash).order_by(_ENTRIES.id.desc()).limit(1)
+_INSERT_ENTRIES = insert(AuditEntry.__table__)
 
 
 def check_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> ChainCheck:

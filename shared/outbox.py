@@ -73,13 +73,16 @@ class OutboxAttempt(SQLModel, table=True):
     outcome: DeliveryState = Field(sa_type=String(16))
 
 
+_INSERT_MESSAGE = insert(OutboxMessage.__table__)  # built once, as it runs for every document
+
+
 def enqueue(session: Session, *, document_id: str, destination: str, path: str, body: str) -> str:
     """Add a message to the caller's transaction and answer its id; it is sent only if that
     transaction commits. A plain INSERT on the session's connection: no ORM object is needed
     for a row only the relay reads."""
     now, message_id = utcnow(), str(uuid.uuid4())
     session.connection().execute(
-        insert(OutboxMessage.__table__),
+        _INSERT_MESSAGE,
         {
             "id": message_id,
             "document_id": document_id,

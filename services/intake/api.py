@@ -78,13 +78,12 @@ async def submit_document(
         request.app.state.relay_wake()
     else:
         response.status_code = status.HTTP_200_OK
-    document = received.document
-    response.headers["location"] = f"/v1/documents/{document.id}"
+    response.headers["location"] = f"/v1/documents/{received.document_id}"
     return SubmissionAnswer(
-        document_id=document.id,
-        registration_number=document.registration_number,
-        received_at=document.received_at,
-        receipt=document.receipt,
+        document_id=received.document_id,
+        registration_number=received.registration_number,
+        received_at=received.received_at,
+        receipt=received.receipt,
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert
+from sqlalchemy import Connection, bindparam, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -110,7 +110,12 @@ def retire_key(session: Session, *, office_id: str, kid: str, by: str) -> Office
 
 @dataclass(frozen=True)
 class Received:
-    document: Document
+    """What the office is answered: its document's id, registration and receipt."""
+
+    document_id: str
+    registration_number: str
+    received_at: datetime
+    receipt: str
     created: bool
 
 
@@ -129,7 +134,7 @@ def receive(
     registered: dict[str, RegisteredKey] = {}
 
     def key_for(kid: str) -> dict | None:
-        key = _registered_key(session, kid)
+        key = _registered_key(session.connection(), kid)
         if key is None:
             return None
         registered[kid] = key
@@ -155,17 +160,16 @@ def receive(
 
     digest = hashlib.sha256(compact.encode()).hexdigest()
     document_id = str(parsed.jti)
-    if (repeated := _repeated(session, document_id, digest)) is not None:
+    if (repeated := _repeated(session.connection(), document_id, digest)) is not None:
         return repeated
     try:
-        document = _store(session, compact, digest, parsed, key, signing_key)
+        return _store(session, compact, digest, parsed, key, signing_key)
     except IntegrityError:
         # A concurrent submission of the same id won the race; answer as for a repeat.
         session.rollback()
-        if (repeated := _repeated(session, document_id, digest)) is not None:
+        if (repeated := _repeated(session.connection(), document_id, digest)) is not None:
             return repeated
         raise
-    return Received(document=document, created=True)
 
 
 @dataclass(frozen=True)
@@ -178,15 +182,25 @@ class RegisteredKey:
     retired_at: datetime | None
 
 
-# The hot path reads and counts with plain statements on the session's connection: the ORM's
-# identity map and unit of work cost more per submission than the signature check does.
-def _registered_key(session: Session, kid: str) -> RegisteredKey | None:
-    keys = OfficeKey.__table__.c
-    row = (
-        session.connection()
-        .execute(select(keys.kid, keys.office_id, keys.jwk, keys.retired_at).where(keys.kid == kid))
-        .first()
-    )
+# The hot path reads and writes with plain statements, built once, on the session's connection:
+# the ORM's identity map and unit of work, and building each statement anew, cost more per
+# submission than the signature check does.
+_KEYS = OfficeKey.__table__.c
+_DOCUMENTS = Document.__table__.c
+_KEY_BY_KID = select(_KEYS.kid, _KEYS.office_id, _KEYS.jwk, _KEYS.retired_at).where(
+    _KEYS.kid == bindparam("kid")
+)
+_STORED_BY_ID = select(
+    _DOCUMENTS.sha256,
+    _DOCUMENTS.registration_number,
+    _DOCUMENTS.received_at,
+    _DOCUMENTS.receipt,
+).where(_DOCUMENTS.id == bindparam("id"))
+_INSERT_DOCUMENT = insert(Document.__table__)
+
+
+def _registered_key(connection: Connection, kid: str) -> RegisteredKey | None:
+    row = connection.execute(_KEY_BY_KID, {"kid": kid}).first()
     return None if row is None else RegisteredKey(*row)
 
 
@@ -218,23 +232,17 @@ def _plausible_timestamp(value: object) -> bool:
     return type(value) is int and 0 <= value <= LAST_TIMESTAMP
 
 
-def _repeated(session: Session, document_id: str, digest: str) -> Received | None:
-    documents_ = Document.__table__.c
-    stored = (
-        session.connection()
-        .execute(select(documents_.sha256).where(documents_.id == document_id))
-        .scalar_one_or_none()
-    )
+def _repeated(connection: Connection, document_id: str, digest: str) -> Received | None:
+    stored = connection.execute(_STORED_BY_ID, {"id": document_id}).first()
     if stored is None:
         return None
-    if stored != digest:
+    sha256, number, received_at, receipt = stored
+    if sha256 != digest:
         raise DocumentIdReused(
             f"document {document_id} was received before with different content;"
             " a corrected document needs a new id and `supersedes`"
         )
-    existing = session.get(Document, document_id)
-    assert existing is not None
-    return Received(document=existing, created=False)
+    return Received(document_id, number, received_at, receipt, created=False)
 
 
 def _store(
@@ -244,49 +252,51 @@ def _store(
     parsed: documents.RecommendationPayload,
     key: RegisteredKey,
     signing_key: KeyPair,
-) -> Document:
+) -> Received:
     recommendation = parsed.recommendation
+    document_id = str(parsed.jti)
     if parsed.supersedes is not None:
         _supersede(session, str(parsed.supersedes), key.office_id)
+    connection = session.connection()
     received_at = utcnow()
     office = regions.office(key.office_id)
     assert office is not None and office.region is not None  # checked by check_recommendation
-    number = _next_registration_number(session, office, received_at)
+    number = _next_registration_number(connection, office, received_at)
     receipt = signing_key.sign(
         {
             "jti": str(uuid.uuid4()),
             "iss": documents.INTAKE_SERVICE,
             "aud": key.office_id,
             "iat": documents.timestamp(received_at),
-            "sub": str(parsed.jti),
+            "sub": document_id,
             "document_sha256": digest,
             "registration_number": number,
             "received_at": received_at.isoformat(),
         },
         documents.RECEIPT_TYP,
     )
-    row = {
-        "id": str(parsed.jti),
-        "office_id": key.office_id,
-        "kid": key.kid,
-        "compact": compact,
-        "sha256": digest,
-        "registration_number": number,
-        "received_at": received_at,
-        "receipt": receipt,
-        "supersedes": None if parsed.supersedes is None else str(parsed.supersedes),
-        "region_code": recommendation.region_code,
-        "province_code": office.region.province_code,
-        "category": recommendation.category,
-        "source": recommendation.source,
-        "election_kind": recommendation.election.kind,
-        "election_year": recommendation.election.year,
-        "occurred_on": recommendation.occurred_on,
-        "status": DocumentStatus.received,
-    }
-    # A plain INSERT: the ORM's unit of work cost more than the insert itself.
-    session.connection().execute(insert(Document.__table__), row)
-    document = Document(**row)
+    connection.execute(
+        _INSERT_DOCUMENT,
+        {
+            "id": document_id,
+            "office_id": key.office_id,
+            "kid": key.kid,
+            "compact": compact,
+            "sha256": digest,
+            "registration_number": number,
+            "received_at": received_at,
+            "receipt": receipt,
+            "supersedes": None if parsed.supersedes is None else str(parsed.supersedes),
+            "region_code": recommendation.region_code,
+            "province_code": office.region.province_code,
+            "category": recommendation.category,
+            "source": recommendation.source,
+            "election_kind": recommendation.election.kind,
+            "election_year": recommendation.election.year,
+            "occurred_on": recommendation.occurred_on,
+            "status": DocumentStatus.received,
+        },
+    )
     destination = documents.province_service(office.region.province_code)
     envelope = signing_key.sign(
         {
@@ -303,7 +313,7 @@ def _store(
     )
     outbox.enqueue(
         session,
-        document_id=document.id,
+        document_id=document_id,
         destination=destination,
         path=ENVELOPES_PATH,
         body=envelope,
@@ -313,7 +323,7 @@ def _store(
         [
             audit.Event(
                 audit.AuditKind.document_received,
-                document.id,
+                document_id,
                 {
                     "sha256": digest,
                     "registration_number": number,
@@ -323,7 +333,7 @@ def _store(
             ),
             audit.Event(
                 audit.AuditKind.envelope_sent,
-                document.id,
+                document_id,
                 {
                     "destination": destination,
                     "envelope_sha256": hashlib.sha256(envelope.encode()).hexdigest(),
@@ -332,7 +342,7 @@ def _store(
         ],
     )
     session.commit()
-    return document
+    return Received(document_id, number, received_at, receipt, created=True)
 
 
 def _supersede(session: Session, superseded_id: str, office_id: str) -> None:
@@ -353,11 +363,10 @@ def _supersede(session: Session, superseded_id: str, office_id: str) -> None:
     session.add(earlier)
 
 
-def _next_registration_number(session: Session, office: regions.Office, at: datetime) -> str:
+def _next_registration_number(connection: Connection, office: regions.Office, at: datetime) -> str:
     """Take the next number for the office and year inside the caller's transaction: the
     counter row stays locked until commit, and a rollback gives the number back."""
     year = at.astimezone(WIB).year
-    connection = session.connection()
     statement = _COUNTER_UPSERTS[connection.dialect.name]
     sequence = connection.execute(statement, {"office_id": office.id, "year": year}).scalar_one()
     return f"{office.registration_prefix}-{year}-{sequence:06d}"
