@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, func, insert
+from sqlalchemy import Select, bindparam, func, insert
 from sqlmodel import Session, col, select
 
 from services.recommendation.models import Recommendation, RecommendationCount, StatusChange
@@ -72,9 +72,18 @@ def today() -> date:
 
 @dataclass(frozen=True)
 class Arrival:
-    recommendation: Recommendation
     created: bool
     acknowledgement: str
+
+
+# The envelope path reads and writes with plain statements built once: the ORM's unit of work
+# and a model object per arrival, and building statements anew, cost more than running them.
+_HELD = Recommendation.__table__.c
+_HELD_BY_ID = select(_HELD.document, _HELD.province_code, _HELD.registration_number).where(
+    _HELD.id == bindparam("id")
+)
+_INSERT_RECOMMENDATION = insert(Recommendation.__table__)
+_INSERT_STATUS_CHANGE = insert(StatusChange.__table__)
 
 
 def receive_envelope(
@@ -109,18 +118,14 @@ def receive_envelope(
             errors=[{"field": "document", "message": "wrong province", "type": "routing"}],
         )
 
-    columns = Recommendation.__table__.c
-    if (
-        session.connection()
-        .execute(select(columns.seq).where(columns.id == str(parsed.jti)))
-        .first()
-    ):
-        existing = session.exec(
-            select(Recommendation).where(Recommendation.id == str(parsed.jti))
-        ).one()
-        if existing.document != envelope.document:
+    connection = session.connection()
+    if held := connection.execute(_HELD_BY_ID, {"id": str(parsed.jti)}).first():
+        document, held_province, number = held
+        if document != envelope.document:
             raise DocumentIdReused(f"recommendation {parsed.jti} arrived before with other bytes")
-        return Arrival(existing, False, _acknowledge(existing, compact, sender, context))
+        return Arrival(
+            False, _acknowledge(str(parsed.jti), held_province, number, compact, sender, context)
+        )
 
     arrived = utcnow()
     recommendation = parsed.recommendation
@@ -159,11 +164,9 @@ def receive_envelope(
         "envelope": compact,
         "updated_at": arrived,
     }
-    # Plain INSERTs: the ORM's unit of work cost more than the inserts themselves.
-    connection = session.connection()
-    connection.execute(insert(Recommendation.__table__), row)
+    connection.execute(_INSERT_RECOMMENDATION, row)
     connection.execute(
-        insert(StatusChange.__table__),
+        _INSERT_STATUS_CHANGE,
         {
             "recommendation_id": row["id"],
             "event_id": None,
@@ -180,21 +183,21 @@ def receive_envelope(
             "document": None,
         },
     )
-    held = Recommendation(**row)
+    number = envelope.registration.number
     audit.append(
         session,
         kind=audit.AuditKind.document_received,
-        document_id=held.id,
+        document_id=row["id"],
         details={
             "sender": sender,
             "envelope_sha256": _sha256(compact),
             "document_sha256": _sha256(envelope.document),
-            "registration_number": held.registration_number,
+            "registration_number": number,
         },
     )
-    acknowledgement = _acknowledge(held, compact, sender, context)
+    acknowledgement = _acknowledge(row["id"], province_code, number, compact, sender, context)
     session.commit()
-    return Arrival(held, True, acknowledgement)
+    return Arrival(True, acknowledgement)
 
 
 def _check_upstream(sender: str, settings: RecommendationSettings) -> None:
@@ -230,19 +233,24 @@ def _regency_of(office: regions.Office, region_code: str) -> str:
 
 
 def _acknowledge(
-    recommendation: Recommendation, compact: str, sender: str, context: Context
+    recommendation_id: str,
+    province_code: str,
+    registration_number: str,
+    compact: str,
+    sender: str,
+    context: Context,
 ) -> str:
     """A signed acknowledgement: the receipt type, naming the document and its hash."""
     received_at = utcnow()
     return context.signing_key.sign(
         {
             "jti": str(uuid.uuid4()),
-            "iss": context.settings.service_id_for(recommendation.province_code),
+            "iss": context.settings.service_id_for(province_code),
             "aud": sender,
             "iat": documents.timestamp(received_at),
-            "sub": _document_id_of(compact) or recommendation.id,
+            "sub": _document_id_of(compact) or recommendation_id,
             "document_sha256": _sha256(compact),
-            "registration_number": recommendation.registration_number,
+            "registration_number": registration_number,
             "received_at": received_at.isoformat(),
         },
         documents.RECEIPT_TYP,
@@ -564,7 +572,14 @@ def receive_status_event(
                 "sender": sender,
             },
         )
-    acknowledgement = _acknowledge(recommendation, compact, sender, context)
+    acknowledgement = _acknowledge(
+        recommendation.id,
+        recommendation.province_code,
+        recommendation.registration_number,
+        compact,
+        sender,
+        context,
+    )
     session.commit()
     return acknowledgement
 
