@@ -269,5 +269,6 @@ async def open_database_and_key(app: FastAPI, settings: ServiceSettings, migrati
     database = Database(settings.database_url, migrations)
     if getattr(settings, "migrate_on_start", True):
         await asyncio.to_thread(database.upgrade)
+    database.checkpoint_in_background()
     app.state.database = database
     app.state.signing_key = KeyPair.load_or_create(settings.key_dir / "signing.pem")

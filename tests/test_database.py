@@ -1,7 +1,9 @@
 """Specification: blocking database work leaves the event loop through `Database.run`."""
 
 import asyncio
+import sqlite3
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -56,3 +58,44 @@ async def test_concurrent_writes_all_commit_and_sqlite_takes_them_one_at_a_time(
         assert len(threads) == 1 and most_inside == 1
     else:
         assert threading.get_ident() not in threads  # never on the event loop's thread
+
+
+def test_a_served_sqlite_database_copies_its_log_back_in_the_background(tmp_path) -> None:
+    """No commit pays for the checkpoint: the log is copied into the database file by a thread
+    of its own, and that thread ends with the database."""
+    path = tmp_path / "intake.db"
+    database = Database(f"sqlite:///{path}", MIGRATIONS)
+    database.upgrade()
+    database.checkpoint_in_background(every=0.05)
+    try:
+        with database.session() as session:
+            session.connection().execute(
+                text(
+                    "INSERT INTO registration_counters (office_id, year, last)"
+                    " VALUES (:office, 2026, 0)"
+                ),
+                [{"office": f"bawaslu-{number:05d}"} for number in range(5000)],
+            )
+            session.commit()
+        wal = tmp_path / "intake.db-wal"
+
+        def copied() -> bool:
+            # Every row is in the database file itself once the log has been copied back; a
+            # reader of the file alone (immutable: no log) then finds them all.
+            alone = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            try:
+                found = alone.execute("SELECT count(*) FROM registration_counters").fetchone()
+            except sqlite3.OperationalError:  # not even the tables are in the file yet
+                return False
+            finally:
+                alone.close()
+            return found == (5000,)
+
+        deadline = time.monotonic() + 10
+        while not copied():
+            assert time.monotonic() < deadline, "the log was not copied back within 10 s"
+            time.sleep(0.05)
+        assert wal.exists()  # copied by the checkpoint, not by closing the database
+    finally:
+        database.dispose()
+    assert not [thread for thread in threading.enumerate() if thread.name == "sqlite-checkpoint"]
