@@ -63,6 +63,26 @@ def es256_verifications_per_second(seconds: float = 3.0) -> float:
     return count / (time.perf_counter() - started)
 
 
+def settle(system: "System", timeout: float = 300.0) -> float:
+    """Wait until intake has handed every accepted document on (its outbox is empty), so each
+    phase measures its own load, not the backlog an earlier phase left; answer how long."""
+    url = f"http://127.0.0.1:{system.layout.ports.intake}/metrics"
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        pending = [
+            float(line.rsplit(" ", 1)[1])
+            for line in httpx.get(url).text.splitlines()
+            if line.startswith("siapnet_outbox_pending{")
+        ]
+        if pending and sum(pending) == 0:
+            break
+        time.sleep(0.5)
+    else:
+        log(f"intake's outbox was still not empty after {timeout:.0f} s")
+    time.sleep(1.0)  # the province's own last acknowledgements and checkpoints
+    return time.monotonic() - started
+
+
 def wrk(url: str, requests_file: Path, *, connections: int, rate: int = 0, offset: int = 0) -> dict:
     """Submissions through the gateway: as fast as it answers, or `rate` a second on a fixed
     schedule (see submit.lua)."""
@@ -293,6 +313,7 @@ def main() -> None:
             results["bare_hop"] = bare_hop(system, requests_file)
             log("load: as many submissions as the gateway takes (wrk, 32 connections)")
             results["max_load"] = wrk(system.layout.gateway_url, requests_file, connections=32)
+            results["max_load"]["backlog_seconds"] = settle(system)
             log(f"load: {OFFERED} submissions/s offered ({PACED_CONNECTIONS} connections)")
             results["at_200_per_second"] = wrk(
                 system.layout.gateway_url,
@@ -301,6 +322,7 @@ def main() -> None:
                 rate=OFFERED,
                 offset=per_phase,
             )
+            results["at_200_per_second"]["backlog_seconds"] = settle(system)
             log("visibility at national")
             results["national_visibility"] = national_visibility(system, client)
     finally:
@@ -335,6 +357,7 @@ def on_postgres() -> dict:
             signed_requests(system, client, 2 * per_phase, requests_file)
             log("load on PostgreSQL: as many submissions as the gateway takes")
             max_load = wrk(system.layout.gateway_url, requests_file, connections=32)
+            max_load["backlog_seconds"] = settle(system)
             log(f"load on PostgreSQL: {OFFERED} submissions/s offered")
             paced = wrk(
                 system.layout.gateway_url,
