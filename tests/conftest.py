@@ -15,7 +15,7 @@ from services.intake.settings import IntakeSettings
 from shared.identity import mint_access_token
 from shared.signing import KeyPair, jwks
 from tests.support.offices import OfficeSigner
-from tests.support.postgres import ContainerCluster, NoPostgres, ThrowawayCluster, start_cluster
+from tests.support.postgres import Cluster, NoPostgres, start_cluster
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -26,7 +26,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[ThrowawayCluster | ContainerCluster]:
+def postgres_cluster() -> Iterator[Cluster]:
     try:
         cluster = start_cluster()
     except NoPostgres as exc:
@@ -38,7 +38,7 @@ def postgres_cluster() -> Iterator[ThrowawayCluster | ContainerCluster]:
 
 
 @pytest.fixture
-def postgres_url(postgres_cluster: ThrowawayCluster | ContainerCluster) -> str:
+def postgres_url(postgres_cluster: Cluster) -> str:
     return postgres_cluster.create_database()
 
 

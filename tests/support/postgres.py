@@ -30,7 +30,7 @@ class NoPostgres(RuntimeError):
     """Neither PostgreSQL server binaries nor a Docker engine to run one in."""
 
 
-def start_cluster() -> "ThrowawayCluster | ContainerCluster":
+def start_cluster() -> "Cluster":
     """A started throwaway cluster: from the server binaries, else in a container."""
     binaries = server_binaries()
     if binaries is not None:
@@ -73,7 +73,20 @@ def server_binaries() -> Path | None:
     return Path(found).parent if found else None
 
 
-class ThrowawayCluster:
+class Cluster:
+    """What the tests and the benchmark use of a cluster: URLs, and a fresh database."""
+
+    def url(self, database: str = "postgres") -> str:
+        raise NotImplementedError
+
+    def create_database(self) -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+class ThrowawayCluster(Cluster):
     where = "server binaries, temporary directory"
 
     def __init__(self, binaries: Path) -> None:
@@ -125,14 +138,8 @@ class ThrowawayCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        name = f"test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
 
-
-class ContainerCluster:
+class ContainerCluster(Cluster):
     """The same cluster as a container, its port published on 127.0.0.1 only."""
 
     def __init__(self, image: str = POSTGRES_IMAGE) -> None:
@@ -186,9 +193,3 @@ class ContainerCluster:
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
-
-    def create_database(self) -> str:
-        name = f"test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
