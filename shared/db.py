@@ -213,8 +213,8 @@ class Database:
 def _checkpoint(connection: Any) -> None:
     """Copy the log into the database without ever waiting for the writer. Only a log copied
     whole lets the next commit start it afresh, and commits keep landing while a copy runs, so
-    copy again, each time only what arrived meanwhile, until a copy catches up (else the log
-    grew to the backstop, 80 MB, and stayed there)."""
+    copy again, each time only what arrived meanwhile, until a copy catches up (with a single
+    copy a second, the log of a steadily loaded intake grew to 82 MB and stayed there)."""
     for _ in range(SQLITE_CHECKPOINT_TRIES):
         # Outside any transaction: the DBAPI connection is in autocommit mode.
         _busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
