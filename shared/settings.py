@@ -10,6 +10,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.outbox import RetryPolicy
+
 PLACEHOLDER_SECRETS = (
     "changeme",
     "change-me",
@@ -50,3 +52,25 @@ class ServiceSettings(BaseSettings):
                         "database_url holds a placeholder password; set a real one in production"
                     )
         return self
+
+
+class RelaySettings(ServiceSettings):
+    """Settings of a service that hands documents on through its outbox (intake and the
+    recommendation services), under the service's own prefix."""
+
+    relay_enabled: bool = True
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_max_attempts: int = Field(default=200, ge=1)
+    outbox_backoff_base_seconds: float = Field(default=0.5, gt=0)
+    outbox_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    # How long a relay holds the messages it is delivering. Messages a crashed relay held wait
+    # this long before a relay takes them again, so it is short; it must outlast a delivery.
+    outbox_lease_seconds: float = Field(default=30.0, gt=RetryPolicy.timeout_seconds)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.outbox_backoff_base_seconds,
+            cap_seconds=self.outbox_backoff_cap_seconds,
+            max_attempts=self.outbox_max_attempts,
+            lease_seconds=self.outbox_lease_seconds,
+        )

@@ -7,11 +7,10 @@ from pydantic_settings import SettingsConfigDict
 
 from shared import regions
 from shared.documents import NATIONAL_SERVICE, province_service
-from shared.outbox import RetryPolicy
-from shared.settings import ServiceSettings
+from shared.settings import RelaySettings
 
 
-class RecommendationSettings(ServiceSettings):
+class RecommendationSettings(RelaySettings):
     model_config = SettingsConfigDict(env_prefix="SIAPNET_RECOMMENDATION_", extra="ignore")
 
     tier: Literal["province", "national"] = "province"
@@ -36,11 +35,6 @@ class RecommendationSettings(ServiceSettings):
     zone_red_from: int = Field(default=5, ge=2)
     overdue_check_seconds: float = Field(default=60.0, gt=0)
     clock_leeway_seconds: int = Field(default=60, ge=0, le=3600)
-    relay_enabled: bool = True
-    outbox_poll_seconds: float = 1.0
-    outbox_max_attempts: int = Field(default=200, ge=1)
-    outbox_backoff_base_seconds: float = Field(default=0.5, gt=0)
-    outbox_backoff_cap_seconds: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _known_provinces(self) -> Self:
@@ -73,10 +67,3 @@ class RecommendationSettings(ServiceSettings):
         if service_id.startswith(province_service("")):
             return self.default_province_url
         raise KeyError(f"no URL for peer {service_id!r}")
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            base_seconds=self.outbox_backoff_base_seconds,
-            cap_seconds=self.outbox_backoff_cap_seconds,
-            max_attempts=self.outbox_max_attempts,
-        )
