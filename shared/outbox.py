@@ -142,8 +142,8 @@ class OutboxRelay:
     """Delivers a service's pending outbox messages to the peers they are addressed to.
 
     A pass claims and settles its messages with a few set-wide statements on the connection
-    rather than through ORM objects: the relay shares its service's one database thread with
-    the requests, and loading, flushing and re-reading each message cost it a tenth of intake's
+    rather than through ORM objects: the relay takes its turn at the database with the
+    requests, and loading, flushing and re-reading each message cost it a tenth of intake's
     time under load."""
 
     def __init__(

@@ -1,4 +1,5 @@
-"""Specification: blocking database work leaves the event loop through `Database.run`."""
+"""Specification: the hot writes go through `Database.run`: on SQLite one at a time on the event
+loop, on PostgreSQL on the database's own threads."""
 
 import asyncio
 import sqlite3
@@ -54,10 +55,51 @@ async def test_concurrent_writes_all_commit_and_sqlite_takes_them_one_at_a_time(
 
     assert done == list(range(60))
     if database.engine.dialect.name == "sqlite":
-        # One writer thread: no writer ever waits in SQLite's sleeping busy handler.
-        assert len(threads) == 1 and most_inside == 1
+        # One writer at a time: none ever waits in SQLite's sleeping busy handler.
+        assert threads == {threading.get_ident()} and most_inside == 1
     else:
         assert threading.get_ident() not in threads  # never on the event loop's thread
+
+
+async def test_work_on_the_loop_never_waits_for_a_lock_a_request_on_the_loop_holds(tmp_path):
+    """A request on the loop may hold SQLite's lock across an `await`: work that waited for it
+    on the loop would wait for ever. It waits on a thread instead, and runs once released."""
+    database = Database(f"sqlite:///{tmp_path / 'intake.db'}", MIGRATIONS)
+    database.upgrade()
+    ran_on: list[int] = []
+
+    def write(office: str) -> str:
+        ran_on.append(threading.get_ident())
+        with database.session() as session:
+            session.connection().execute(
+                text("INSERT INTO registration_counters (office_id, year, last) VALUES (:o, 1, 0)"),
+                {"o": office},
+            )
+            session.commit()
+        return office
+
+    try:
+        with database.session() as holder:
+            holder.connection().execute(
+                text("INSERT INTO registration_counters (office_id, year, last) VALUES ('a', 1, 0)")
+            )
+            waiting = asyncio.ensure_future(database.run(write, "b"))
+            await asyncio.sleep(0.3)  # the loop is free: this returns
+            assert not waiting.done()
+            holder.commit()
+        assert await waiting == "b"
+        assert await database.run(write, "c") == "c"
+        with database.session() as session:
+            offices = session.connection().execute(
+                text("SELECT office_id FROM registration_counters ORDER BY office_id")
+            )
+            assert offices.scalars().all() == ["a", "b", "c"]
+    finally:
+        database.dispose()
+
+    loop_thread = threading.get_ident()
+    # "b" tried the loop, found the lock taken and went to the thread; "c" ran on the loop.
+    assert ran_on[0] == loop_thread and ran_on[1] != loop_thread and ran_on[2] == loop_thread
 
 
 def test_a_served_sqlite_database_copies_its_log_back_in_the_background(tmp_path) -> None:

@@ -77,6 +77,7 @@ async def _overdue_job(app: FastAPI) -> None:
                 app.state.relay_wake()
                 if marked < service.OVERDUE_BATCH:
                     break
+                await asyncio.sleep(0)  # on SQLite a batch runs on the loop: let requests in
         except Exception:
             log.exception("overdue check failed")
         await asyncio.sleep(app.state.settings.overdue_check_seconds)
