@@ -9,8 +9,9 @@ The hot writes (a submission, an envelope, a status event, an outbox pass) go th
 SQLite has a single writer anyway, and writers that take turns hand the lock on at once, where
 SQLite's own busy-wait sleeps up to 100 ms between tries (under load that was most of intake's
 p99). A thread of its own did the same at first, but handing each piece of work over and back
-made the two threads trade the GIL at every statement: on the loop, intake spends 10-15% less
-CPU per submission and takes 15-20% more of them (`make bench` setup, 2026-11-22). Work on the
+made the two threads trade the GIL at every statement: on the loop, intake spends a quarter
+less CPU per submission (2.7-3.7 -> 2.0-2.5 ms) and takes half again as many (221-309 ->
+351-443/s; the `make bench` setup, old and new code alternating, 2026-11-22). Work on the
 loop never waits for the lock, though, as its holder may be a request on the same loop: when
 the lock is taken, the work goes to a thread of its own and waits there. On PostgreSQL
 the work goes to a few threads, fewer than the pooled connections, and the loop serves others
