@@ -110,6 +110,11 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # The connection used last, not the one idle longest: SQLite keeps its pages per
+        # connection and drops them all once another connection has written. Taken in turns,
+        # the pool's connections re-read every page they touched (intake read 53-58 times per
+        # submission instead of 18-22, and its slowest answers under load took twice as long).
+        pool_use_lifo=True,
     )
 
     @event.listens_for(engine, "connect")

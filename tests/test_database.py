@@ -141,3 +141,23 @@ def test_a_served_sqlite_database_copies_its_log_back_in_the_background(tmp_path
     finally:
         database.dispose()
     assert not [thread for thread in threading.enumerate() if thread.name == "sqlite-checkpoint"]
+
+
+def test_sqlite_hands_out_the_connection_used_last(tmp_path) -> None:
+    """SQLite's page cache belongs to a connection and is dropped whenever another connection
+    has written, so the pool gives back the connection that worked last, with its pages warm."""
+    database = Database(f"sqlite:///{tmp_path / 'intake.db'}", MIGRATIONS)
+    database.upgrade()
+    try:
+        first, second = database.engine.connect(), database.engine.connect()
+        used_last = second.connection.dbapi_connection
+        first.close()
+        second.close()
+        for _ in range(3):
+            with database.session() as session:
+                connection = session.connection()
+                connection.execute(text("UPDATE registration_counters SET last = last + 1"))
+                assert connection.connection.dbapi_connection is used_last
+                session.commit()
+    finally:
+        database.dispose()
