@@ -64,23 +64,32 @@ def es256_verifications_per_second(seconds: float = 3.0) -> float:
 
 
 def settle(system: "System", timeout: float = 300.0) -> float:
-    """Wait until intake has handed every accepted document on (its outbox is empty), so each
-    phase measures its own load, not the backlog an earlier phase left; answer how long."""
-    url = f"http://127.0.0.1:{system.layout.ports.intake}/metrics"
+    """Wait until every service has handed on all it accepted (intake's, the province's and
+    national's outboxes are empty), so each phase measures its own load, not the backlog an
+    earlier phase left; answer how long. Waiting for intake's alone let the province still be
+    relaying to national, and copying its log into its database, when the next phase began:
+    one such copy's fsync stalled every writer on the disk for 0.7 s."""
+    ports = system.layout.ports
+    services = (ports.intake, ports.province, ports.national)
+    urls = [f"http://127.0.0.1:{port}/metrics" for port in services]
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        pending = [
-            float(line.rsplit(" ", 1)[1])
-            for line in httpx.get(url).text.splitlines()
-            if line.startswith("siapnet_outbox_pending{")
-        ]
-        if pending and sum(pending) == 0:
+        if all(outbox_pending(url) == 0 for url in urls):
             break
         time.sleep(0.5)
     else:
-        log(f"intake's outbox was still not empty after {timeout:.0f} s")
-    time.sleep(1.0)  # the province's own last acknowledgements and checkpoints
+        log(f"an outbox was still not empty after {timeout:.0f} s")
+    time.sleep(1.0)  # the last acknowledgements, and the log copied into each database
     return time.monotonic() - started
+
+
+def outbox_pending(metrics_url: str) -> float:
+    """A service's pending outbox messages, from its /metrics."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(metrics_url).text.splitlines()
+        if line.startswith("siapnet_outbox_pending{")
+    )
 
 
 def wrk(url: str, requests_file: Path, *, connections: int, rate: int = 0, offset: int = 0) -> dict:
