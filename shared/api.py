@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 from starlette.types import ASGIApp
 
+from shared.apidocs import api_docs
 from shared.db import Database
 from shared.identity import TrustedIssuer
 from shared.logs import RequestIdMiddleware
@@ -195,11 +196,11 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
-DOCS_PATHS = ("/docs", "/redoc")
-DOCS_CSP = (  # the API docs pages load their scripts and styles from a CDN
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    b" style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    b" img-src 'self' data: https://fastapi.tiangolo.com"
+DOCS_PATHS = ("/docs",)
+# The docs page: Swagger UI's files from this service, and its inline start-up script.
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline';"
+    b" style-src 'self' 'unsafe-inline'; img-src 'self' data:"
 )
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 
@@ -261,6 +262,7 @@ def install_service_basics(
     wrap_everything(app, RequestIdMiddleware)
     wrap_everything(app, lambda inner: SecurityHeaders(inner, hsts=hsts))
     app.include_router(operations)
+    app.include_router(api_docs)
 
 
 async def open_database_and_key(app: FastAPI, settings: ServiceSettings, migrations: Path) -> None:

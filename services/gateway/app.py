@@ -49,7 +49,7 @@ def create_app(
             "`application/problem+json`."
         ),
         openapi_url="/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by shared.apidocs, with no CDN
         redoc_url=None,
         openapi_tags=TAGS,
         lifespan=lifespan,

@@ -59,6 +59,8 @@ def create_app(
         version="1",
         lifespan=lifespan,
         description="Receives signed recommendations from Bawaslu offices.",
+        docs_url=None,  # served by shared.apidocs, with no CDN
+        redoc_url=None,
     )
     install_service_basics(app, settings, "intake")
     app.include_router(router)

@@ -60,7 +60,7 @@ def create_app(
             database.dispose()
 
     title = f"SIAPNET recommendation ({settings.tier})"
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app = FastAPI(title=title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_service_basics(app, settings, f"recommendation-{settings.tier}")
     app.include_router(router)
     app.include_router(totals_router)

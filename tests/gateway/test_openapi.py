@@ -278,11 +278,34 @@ async def test_every_example_fits_its_schema(spec):
     assert checked > 40
 
 
-async def test_swagger_ui_is_served(front):
+async def test_swagger_ui_is_served_whole_by_the_gateway_itself(front):
+    """The docs page works on an air-gapped site: everything it loads comes from the gateway,
+    and its content security policy names no other host."""
     answer = await front.gateway.get("/docs")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
     assert "/v1/openapi.json" in answer.text
+    assert "http://" not in answer.text and "https://" not in answer.text
+    assert "http" not in answer.headers["content-security-policy"]
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
+    assert sorted(loaded) == [
+        "/docs/assets/favicon-32x32.png",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+    ]
+    kinds = {}
+    for path in loaded:
+        asset = await front.gateway.get(path)
+        assert asset.status_code == 200, path
+        assert asset.headers["cache-control"].startswith("public"), path
+        kinds[path.rsplit(".", 1)[1]] = asset
+    assert kinds["js"].headers["content-type"].startswith("text/javascript")
+    assert "SwaggerUIBundle" in kinds["js"].text
+    assert kinds["css"].headers["content-type"].startswith("text/css")
+    assert kinds["png"].content.startswith(b"\x89PNG")
+    missing = await front.gateway.get("/docs/assets/swagger-editor.js")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
 
 
 # --- the description matches what the gateway answers ----------------------------------------

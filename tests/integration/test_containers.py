@@ -138,6 +138,9 @@ def test_the_readme_story_over_https_through_the_gateway(exchange: Exchange):
         "score": 100,
         "zone": "yellow",
     }
+    # The image carries the API docs page whole: the containers reach no CDN.
+    bundle = exchange.gateway.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text
 
 
 def test_a_jawa_barat_recommendation_goes_to_the_jawa_barat_service(exchange: Exchange):
