@@ -245,6 +245,11 @@ def install_service_basics(
     """What every service's app has: its settings, the access-token check, problem+json errors,
     the body cap and deadline, request ids, metrics, security headers (HSTS with `hsts`: only
     for a service that serves HTTPS itself), and the operations routes."""
+    if app.docs_url or app.redoc_url:
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN, and would shadow ours.
+        raise ValueError(
+            "create the app with docs_url=None, redoc_url=None: shared.apidocs serves /docs"
+        )
     app.state.settings = settings
     app.state.trusted_issuer = TrustedIssuer(
         settings.identity_jwks_file,
