@@ -11,21 +11,13 @@ SQLite's own busy-wait sleeps up to 100 ms between tries (under load that was mo
 p99). A thread of its own did the same at first, but handing each piece of work over and back
 made the two threads trade the GIL at every statement: on the loop, intake spends a quarter
 less CPU per submission (2.7-3.7 -> 2.0-2.5 ms) and takes half again as many (221-309 ->
-351-443/s; the `make bench` setup, old and new code alternating, 2026-11-22).
-
-The pieces of work that reach `run` in one turn of the loop share one transaction and one
-commit (`_Group`), and each is answered once that commit is done. A commit writes every page
-its transaction touched to the log, and the pieces of one turn touch mostly the same pages:
-sixteen submissions under one commit cost intake 1.0-1.2 ms of CPU each instead of 1.3-1.4
-(in process, three rounds, old and new alternating). At 300 submissions/s offered, the four
-services spent 6.8-7.3 ms of CPU per submission, counted until the province held every one,
-instead of 7.9-8.4 ms (two rounds each, 2026-11-22). The lock is then held from the first piece of a turn until the loop turns, so
-nothing on the loop's thread may begin a transaction outside `run` (`_begin` refuses). When
-the lock is held elsewhere (a request handled on a worker thread), the work goes to a thread
-and waits there. On PostgreSQL the work goes to a few threads, fewer than the pooled
-connections, and the loop serves others while the server answers: with anyio's 40 worker
-threads, every thread beyond the pool opened a connection of its own and closed it after one
-use (a quarter of intake's submissions under load, and most of its CPU).
+351-443/s; the `make bench` setup, old and new code alternating, 2026-11-22). Work on the
+loop never waits for the lock, though, as its holder may be a request on the same loop: when
+the lock is taken, the work goes to a thread of its own and waits there. On PostgreSQL
+the work goes to a few threads, fewer than the pooled connections, and the loop serves others
+while the server answers: with anyio's 40 worker threads, every thread beyond the pool opened a
+connection of its own and closed it after one use (a quarter of intake's submissions under
+load, and most of its CPU).
 
 A served SQLite database copies its write-ahead log back into the database file from a thread
 of its own (`checkpoint_in_background`). Left to SQLite, the commit that takes the log past
@@ -39,7 +31,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,7 +40,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Connection, Engine, RootTransaction, make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
@@ -140,10 +131,7 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:
         turn = _ON_THE_LOOP
-        if turn.grouping:
-            # The group holds the lock on this thread: waiting for it would wait for ever.
-            raise RuntimeError("work run by Database.run takes its session() or transaction()")
-        if not turn.opening:
+        if not turn.active or turn.began:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             return
         # On the event loop nothing may wait for the lock: its holder may be a request that
@@ -157,6 +145,7 @@ def make_engine(url: str) -> Engine:
             raise
         finally:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        turn.began = True
 
     return engine
 
@@ -166,47 +155,13 @@ class LockTaken(Exception):
 
 
 class _Turn(threading.local):
-    """What `Database.run` is doing on this thread (see `_begin`)."""
+    """Set while `Database.run` runs work on the event loop (see `_begin`)."""
 
-    opening = False  # beginning a group's transaction, on the event loop
-    grouping = False  # running work in a group: the group holds the lock
+    active = False
+    began = False
 
 
 _ON_THE_LOOP = _Turn()
-
-
-class _GroupedWork(threading.local):
-    """The shared transaction's connection while `Database.run` runs work in it."""
-
-    connection: Connection | None = None
-
-
-@dataclass(eq=False)
-class _Group:
-    """The transaction that the work of one turn of the event loop shares on SQLite.
-
-    One commit for many pieces of work: each commit writes every page its transaction touched
-    to the log, and the pieces of one turn touch mostly the same pages. No piece's result is
-    returned before the commit. A piece that fails after writing has its writes rolled back
-    with the whole group's (SQLite's savepoints, which could undo it alone, cost more than the
-    commit saves), and the pieces that had succeeded run again in a new group."""
-
-    connection: Connection
-    transaction: RootTransaction
-    committed: asyncio.Future[None]
-    waiting: int = 0  # pieces done and waiting for the commit
-
-    def changes(self) -> int:
-        """Rows written on the connection so far (SQLite's total_changes)."""
-        return self.connection.connection.driver_connection.total_changes
-
-    def settle(self, error: BaseException) -> None:
-        self.committed.set_exception(error)
-        self.committed.exception()  # retrieved here: every waiter may have gone
-
-
-class _Abandoned(Exception):
-    """The group was rolled back for another piece's failure; run the work again."""
 
 
 class Database:
@@ -222,105 +177,27 @@ class Database:
             thread_name_prefix="database",
         )
         self._checkpoints: tuple[threading.Event, threading.Thread] | None = None
-        self._group: _Group | None = None
-        self._turn = _GroupedWork()
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)`, a short piece of database work, awaited until what it wrote is
-        committed: on SQLite on the event loop, in a transaction that the work of one turn of
-        the loop shares (`_Group`); on PostgreSQL on one of the database's threads, in a
-        transaction of its own. Work takes its session from `session()` or its connection from
-        `transaction()`, and may be run again: on SQLite, when other work of its group failed
-        half-way, or when SQLite's lock is held elsewhere (it then waits on a thread)."""
-        while self._on_the_loop and (group := self._group or self._open_group()) is not None:
-            changes = group.changes()
-            self._turn.connection, _ON_THE_LOOP.grouping = group.connection, True
+        """`work(*args)`, a short piece of database work in one transaction, awaited: on SQLite
+        here on the event loop, on PostgreSQL on one of the database's threads (see the
+        module's notes). On SQLite, work whose transaction finds the lock taken (a request on
+        this loop may hold it across an `await`) goes to a thread and waits there instead:
+        nothing of it has happened yet but computation, which it does again."""
+        if self._on_the_loop:
+            _ON_THE_LOOP.active, _ON_THE_LOOP.began = True, False
             try:
-                result = work(*args)
-            except BaseException:
-                # Half-done writes cannot be told from the others': they all go. A group that
-                # nobody waits on goes too rather than hold the lock until the loop turns.
-                if not (group.waiting and group.transaction.is_active) or (
-                    group.changes() != changes
-                ):
-                    self._abandon(group)
-                raise
+                return work(*args)
+            except LockTaken:
+                pass
             finally:
-                self._turn.connection, _ON_THE_LOOP.grouping = None, False
-            group.waiting += 1
-            try:
-                # Shielded: one caller giving up must not cancel the commit others wait on.
-                await asyncio.shield(group.committed)
-            except _Abandoned:
-                continue  # nothing of this work was kept: do it again
-            return result
+                _ON_THE_LOOP.active = False
         return await asyncio.wrap_future(self._threads.submit(work, *args))
-
-    def _open_group(self) -> "_Group | None":
-        """Begin the shared transaction, or None when the lock is held elsewhere."""
-        connection = self.engine.connect()
-        _ON_THE_LOOP.opening = True
-        try:
-            transaction = connection.begin()
-        except LockTaken:
-            connection.close()
-            return None
-        finally:
-            _ON_THE_LOOP.opening = False
-        loop = asyncio.get_running_loop()
-        group = self._group = _Group(connection, transaction, loop.create_future())
-        loop.call_soon(self._commit, group)
-        return group
-
-    def _commit(self, group: "_Group") -> None:
-        if self._group is group:
-            self._group = None
-        if group.committed.done():  # abandoned
-            return
-        try:
-            group.transaction.commit()
-        except Exception as error:
-            group.settle(error)
-        else:
-            group.committed.set_result(None)
-        finally:
-            group.connection.close()
-
-    def _abandon(self, group: "_Group") -> None:
-        """Roll the group back; the work that succeeded in it runs again in another."""
-        if self._group is group:
-            self._group = None
-        try:
-            if group.transaction.is_active:
-                group.transaction.rollback()
-        finally:
-            group.connection.close()
-            group.settle(_Abandoned())
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session of its own; inside work that `run` groups, one on the group's transaction
-        (its `commit` leaves committing to the group)."""
-        connection = self._turn.connection
-        if connection is None:
-            with Session(self.engine, expire_on_commit=False) as session:
-                yield session
-            return
-        with Session(
-            bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False
-        ) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             yield session
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A connection in a transaction: its own, or inside work that `run` groups, the
-        group's."""
-        connection = self._turn.connection
-        if connection is None:
-            with self.engine.begin() as connection:
-                yield connection
-            return
-        yield connection
 
     def alembic_config(self) -> Config:
         config = Config()

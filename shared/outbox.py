@@ -197,7 +197,7 @@ class OutboxRelay:
     def _claim(self) -> list[Claimed]:
         now = utcnow()
         c = MESSAGES.c
-        with self.database.transaction() as connection:
+        with self.database.engine.begin() as connection:
             due = connection.execute(
                 select(c.id, c.document_id, c.destination, c.path, c.body)
                 .where(c.state == DeliveryState.pending)
@@ -242,7 +242,7 @@ class OutboxRelay:
         c = MESSAGES.c
         now = utcnow()
         settled: list[tuple[Attempt, int, DeliveryState]] = []
-        with self.database.transaction() as connection:
+        with self.database.engine.begin() as connection:
             held = dict(
                 connection.execute(
                     select(c.id, c.attempts)
