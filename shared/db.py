@@ -136,7 +136,10 @@ def make_engine(url: str) -> Engine:
             return
         # On the event loop nothing may wait for the lock: its holder may be a request that
         # needs the loop to finish. Take the lock now or hand the work to the thread.
-        connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        # The pragmas straight on the driver's connection: they cannot fail, and through
+        # SQLAlchemy each cost what a statement of the submission does.
+        driver = connection.connection.driver_connection
+        driver.execute("PRAGMA busy_timeout=0")
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except OperationalError as error:
@@ -144,7 +147,7 @@ def make_engine(url: str) -> Engine:
                 raise LockTaken from error
             raise
         finally:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         turn.began = True
 
     return engine
