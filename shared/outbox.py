@@ -23,7 +23,7 @@ from sqlalchemy import Column, ForeignKey, Index, String, Text, func, insert, up
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import Database, UTCDateTime, utcnow
-from shared.http import service_client
+from shared.http import ServiceClient
 from shared.logs import REQUEST_ID_HEADER
 
 log = logging.getLogger("siapnet.outbox")
@@ -171,7 +171,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        async with service_client(
+        async with ServiceClient(
             timeout=self.policy.timeout_seconds, transport=self.transport
         ) as client:
             while True:
@@ -185,7 +185,7 @@ class OutboxRelay:
                         await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                     self._wake.clear()
 
-    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+    async def deliver_due(self, client: ServiceClient) -> int:
         """One pass: claim what is due, deliver it concurrently, record the outcomes together."""
         claimed = await self.database.run(self._claim)
         if not claimed:
@@ -218,7 +218,7 @@ class OutboxRelay:
                 )
         return [Claimed(*row) for row in due]
 
-    async def _deliver(self, client: httpx.AsyncClient, message: Claimed) -> Attempt:
+    async def _deliver(self, client: ServiceClient, message: Claimed) -> Attempt:
         started = utcnow()
         status_code: int | None = None
         error: str | None = None

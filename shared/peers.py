@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 
-from shared.http import service_client
 from shared.signing import (
     SignatureError,
     Verified,
@@ -170,7 +169,7 @@ class PeerKeys:
     async def _download(self, url: str) -> bytes:
         """The body of a 200 answer, at most MAX_JWKS_BYTES; ValueError for anything else."""
         async with (
-            service_client(timeout=self.timeout_seconds, transport=self.transport) as client,
+            httpx.AsyncClient(timeout=self.timeout_seconds, transport=self.transport) as client,
             client.stream("GET", url, headers={"accept": "application/json"}) as response,
         ):
             if response.status_code != 200:

@@ -12,6 +12,7 @@ from services.intake.app import MIGRATIONS, create_app
 from shared import outbox
 from shared.db import Database
 from shared.documents import ENVELOPE_TYP
+from shared.http import ServiceClient
 from shared.signing import verify
 from tests.conftest import registered_office, submit
 from tests.support.receiver import Receiver
@@ -155,7 +156,7 @@ async def test_two_relays_never_deliver_the_same_message(database_url):
         for name in ("relay-a", "relay-b")
     ]
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with ServiceClient(timeout=10) as client:
             for _ in range(30):
                 delivered = await asyncio.gather(*(relay.deliver_due(client) for relay in relays))
                 if sum(delivered) == 0:
@@ -185,7 +186,7 @@ async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
     server = ThreadedServer(Receiver(answer=422).app).start()
     relay = outbox.OutboxRelay(database, resolve=lambda _: server.url)
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with ServiceClient(timeout=10) as client:
             await relay.deliver_due(client)
     finally:
         server.stop()

@@ -15,7 +15,7 @@ from fastapi import Request, Response
 
 from services.gateway.settings import GatewaySettings
 from shared import regions
-from shared.http import service_client
+from shared.http import ServiceClient
 from shared.identity import Caller
 from shared.logs import REQUEST_ID_HEADER, request_id
 from shared.problems import ServiceUnavailable
@@ -30,7 +30,7 @@ class Upstreams:
         self, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
-        self.client = service_client(
+        self.client = ServiceClient(
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
             transport=transport,
         )
