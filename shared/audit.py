@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Row, Text, insert, text
+from sqlalchemy import Column, Row, Text
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.db import UTCDateTime, utcnow
+from shared.db import DriverSQL, UTCDateTime, utcnow
 
 GENESIS = "0" * 64  # the previous hash of entry 1
 # 'SIAPAUDT' in ASCII: one lock per database, held by whoever is extending the chain.
@@ -135,11 +135,9 @@ def append_all(session: Session, events: list[Event]) -> None:
     # Write the caller's pending rows first: once we hold the chain lock we never wait on others.
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
-        session.connection().execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-        )
+        _CHAIN_LOCK.first(session.connection(), {"key": ADVISORY_LOCK_KEY})
     connection = session.connection()
-    last = connection.execute(_LAST_ENTRY).first()
+    last = _LAST_ENTRY.first(connection)
     position, previous = (0, GENESIS) if last is None else last
     rows = []
     for event in events:
@@ -167,14 +165,16 @@ def append_all(session: Session, events: list[Event]) -> None:
         previous = current
     # A plain INSERT, not ORM objects: the entries are never changed after, and building and
     # flushing objects was half the cost of receiving a document.
-    connection.execute(_INSERT_ENTRIES, rows)
+    _INSERT_ENTRIES.execute_many(connection, rows)
 
 
-# Built once: intake appends twice per document, and building a statement costs more than
-# running it.
-_ENTRIES = AuditEntry.__table__.c
-_LAST_ENTRY = select(_ENTRIES.id, _ENTRIES.entry_hash).order_by(_ENTRIES.id.desc()).limit(1)
-_INSERT_ENTRIES = insert(AuditEntry.__table__)
+# Plain SQL on the driver (see `DriverSQL`): intake appends twice per document.
+_CHAIN_LOCK = DriverSQL("SELECT pg_advisory_xact_lock(:key)")  # PostgreSQL only
+_LAST_ENTRY = DriverSQL("SELECT id, entry_hash FROM audit_log ORDER BY id DESC LIMIT 1")
+_INSERT_ENTRIES = DriverSQL.insert(
+    "audit_log",
+    ["id", "recorded_at", "kind", "document_id", "details", "previous_hash", "entry_hash"],
+)
 
 
 def check_chain(session: Session, *, batch_size: int = VERIFY_BATCH_SIZE) -> ChainCheck:

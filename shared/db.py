@@ -26,22 +26,24 @@ of its own (`checkpoint_in_background`). Left to SQLite, the commit that takes t
 
 import asyncio
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, event
+from sqlalchemy import Connection, DateTime, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -86,6 +88,82 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DriverSQL:
+    """A statement every submission runs, as plain SQL on the driver's own cursor, inside the
+    caller's SQLAlchemy transaction.
+
+    SQLAlchemy Core spends about 24 µs a statement above the driver (26 µs against sqlite3's
+    2 µs), and a submission runs seven: under load that was a fifth of intake's time. The SQL
+    names its parameters (`:name`); values may be str, int, None, dates and timezone-aware
+    datetimes, which are stored as `UTCDateTime` stores them, so the ORM reads the rows back
+    unchanged (`read_timestamp` reads them here). The driver's own errors come through
+    unwrapped (`INTEGRITY_ERRORS` below names both kinds)."""
+
+    def __init__(self, sql: str) -> None:
+        postgresql = _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+        self.sql = {"sqlite": sql, "postgresql": postgresql}
+
+    @classmethod
+    def insert(cls, table: str, columns: list[str]) -> "DriverSQL":
+        """`INSERT INTO table (columns) VALUES (:column, …)`."""
+        names = ", ".join(columns)
+        values = ", ".join(f":{column}" for column in columns)
+        return cls(f"INSERT INTO {table} ({names}) VALUES ({values})")
+
+    def execute(self, connection: Connection, parameters: dict[str, Any] | None = None) -> Any:
+        """Run it with `parameters` and answer the driver's cursor."""
+        dialect = connection.dialect.name
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute(self.sql[dialect], _for_driver(parameters or {}, dialect))
+        return cursor
+
+    def execute_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        dialect = connection.dialect.name
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.executemany(self.sql[dialect], [_for_driver(row, dialect) for row in rows])
+        cursor.close()
+
+    def first(self, connection: Connection, parameters: dict[str, Any] | None = None) -> Any:
+        """The first row, or None."""
+        cursor = self.execute(connection, parameters)
+        row = cursor.fetchone()
+        cursor.close()
+        return row
+
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _for_driver(parameters: dict[str, Any], dialect: str) -> dict[str, Any]:
+    if dialect != "sqlite":
+        return parameters
+    return {name: _sqlite_value(value) for name, value in parameters.items()}
+
+
+def _sqlite_value(value: Any) -> Any:
+    # SQLAlchemy's SQLite DATETIME and DATE store ISO text; UTCDateTime stores UTC, naive.
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a timezone")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def read_timestamp(value: str | datetime | None) -> datetime | None:
+    """A timestamp column as `DriverSQL` reads it (text on SQLite), timezone-aware in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+# A broken constraint, raised through SQLAlchemy or by `DriverSQL` straight from the driver.
+INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
 def normalise_url(url: str) -> str:

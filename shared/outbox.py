@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import Column, ForeignKey, Index, String, Text, func, insert, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.db import Database, UTCDateTime, utcnow
+from shared.db import Database, DriverSQL, UTCDateTime, utcnow
 from shared.http import ServiceClient
 from shared.logs import REQUEST_ID_HEADER
 
@@ -73,7 +73,20 @@ class OutboxAttempt(SQLModel, table=True):
     outcome: DeliveryState = Field(sa_type=String(16))
 
 
-_INSERT_MESSAGE = insert(OutboxMessage.__table__)  # built once, as it runs for every document
+_INSERT_MESSAGE = DriverSQL.insert(  # every document's; plain SQL on the driver, see DriverSQL
+    "outbox_messages",
+    [
+        "id",
+        "document_id",
+        "destination",
+        "path",
+        "body",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+    ],
+)
 
 
 def enqueue(session: Session, *, document_id: str, destination: str, path: str, body: str) -> str:
@@ -81,15 +94,15 @@ def enqueue(session: Session, *, document_id: str, destination: str, path: str, 
     transaction commits. A plain INSERT on the session's connection: no ORM object is needed
     for a row only the relay reads."""
     now, message_id = utcnow(), str(uuid.uuid4())
-    session.connection().execute(
-        _INSERT_MESSAGE,
+    _INSERT_MESSAGE.execute(
+        session.connection(),
         {
             "id": message_id,
             "document_id": document_id,
             "destination": destination,
             "path": path,
             "body": body,
-            "state": DeliveryState.pending,
+            "state": str(DeliveryState.pending),
             "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, func
 from sqlmodel import Session, col, select
 
-from services.intake.models import Document, DocumentStatus, OfficeKey, RegistrationCounter
+from services.intake.models import Document, DocumentStatus, OfficeKey
 from shared import audit, documents, outbox, regions
-from shared.db import utcnow
+from shared.db import INTEGRITY_ERRORS, DriverSQL, read_timestamp, utcnow
 from shared.problems import (
     Conflict,
     DocumentIdReused,
@@ -164,7 +161,7 @@ def receive(
         return repeated
     try:
         return _store(session, compact, digest, parsed, key, signing_key)
-    except IntegrityError:
+    except INTEGRITY_ERRORS:
         # A concurrent submission of the same id won the race; answer as for a repeat.
         session.rollback()
         if (repeated := _repeated(session.connection(), document_id, digest)) is not None:
@@ -182,26 +179,50 @@ class RegisteredKey:
     retired_at: datetime | None
 
 
-# The hot path reads and writes with plain statements, built once, on the session's connection:
-# the ORM's identity map and unit of work, and building each statement anew, cost more per
+# The hot path reads and writes with plain SQL on the driver's cursor (see `DriverSQL`): the
+# ORM's identity map and unit of work, and SQLAlchemy's work around each statement, cost more per
 # submission than the signature check does.
-_KEYS = OfficeKey.__table__.c
-_DOCUMENTS = Document.__table__.c
-_KEY_BY_KID = select(_KEYS.kid, _KEYS.office_id, _KEYS.jwk, _KEYS.retired_at).where(
-    _KEYS.kid == bindparam("kid")
+_KEY_BY_KID = DriverSQL("SELECT kid, office_id, jwk, retired_at FROM office_keys WHERE kid = :kid")
+_STORED_BY_ID = DriverSQL(
+    "SELECT sha256, registration_number, received_at, receipt FROM documents WHERE id = :id"
 )
-_STORED_BY_ID = select(
-    _DOCUMENTS.sha256,
-    _DOCUMENTS.registration_number,
-    _DOCUMENTS.received_at,
-    _DOCUMENTS.receipt,
-).where(_DOCUMENTS.id == bindparam("id"))
-_INSERT_DOCUMENT = insert(Document.__table__)
+_INSERT_DOCUMENT = DriverSQL.insert(
+    "documents",
+    [
+        "id",
+        "office_id",
+        "kid",
+        "compact",
+        "sha256",
+        "registration_number",
+        "received_at",
+        "receipt",
+        "supersedes",
+        "region_code",
+        "province_code",
+        "category",
+        "source",
+        "election_kind",
+        "election_year",
+        "occurred_on",
+        "status",
+    ],
+)
+# Takes the next number inside the caller's transaction: the counter row stays locked until
+# commit, and a rollback gives the number back.
+_NEXT_NUMBER = DriverSQL(
+    "INSERT INTO registration_counters (office_id, year, last) VALUES (:office_id, :year, 1)"
+    " ON CONFLICT (office_id, year) DO UPDATE SET last = registration_counters.last + 1"
+    " RETURNING last"
+)
 
 
 def _registered_key(connection: Connection, kid: str) -> RegisteredKey | None:
-    row = connection.execute(_KEY_BY_KID, {"kid": kid}).first()
-    return None if row is None else RegisteredKey(*row)
+    row = _KEY_BY_KID.first(connection, {"kid": kid})
+    if row is None:
+        return None
+    kid, office_id, jwk, retired_at = row
+    return RegisteredKey(kid, office_id, jwk, read_timestamp(retired_at))
 
 
 def _check_claims(payload: dict, key: RegisteredKey, clock_leeway: timedelta) -> None:
@@ -233,7 +254,7 @@ def _plausible_timestamp(value: object) -> bool:
 
 
 def _repeated(connection: Connection, document_id: str, digest: str) -> Received | None:
-    stored = connection.execute(_STORED_BY_ID, {"id": document_id}).first()
+    stored = _STORED_BY_ID.first(connection, {"id": document_id})
     if stored is None:
         return None
     sha256, number, received_at, receipt = stored
@@ -242,7 +263,7 @@ def _repeated(connection: Connection, document_id: str, digest: str) -> Received
             f"document {document_id} was received before with different content;"
             " a corrected document needs a new id and `supersedes`"
         )
-    return Received(document_id, number, received_at, receipt, created=False)
+    return Received(document_id, number, read_timestamp(received_at), receipt, created=False)
 
 
 def _store(
@@ -275,8 +296,8 @@ def _store(
         },
         documents.RECEIPT_TYP,
     )
-    connection.execute(
-        _INSERT_DOCUMENT,
+    _INSERT_DOCUMENT.execute(
+        connection,
         {
             "id": document_id,
             "office_id": key.office_id,
@@ -364,32 +385,9 @@ def _supersede(session: Session, superseded_id: str, office_id: str) -> None:
 
 
 def _next_registration_number(connection: Connection, office: regions.Office, at: datetime) -> str:
-    """Take the next number for the office and year inside the caller's transaction: the
-    counter row stays locked until commit, and a rollback gives the number back."""
     year = at.astimezone(WIB).year
-    statement = _COUNTER_UPSERTS[connection.dialect.name]
-    sequence = connection.execute(statement, {"office_id": office.id, "year": year}).scalar_one()
+    (sequence,) = _NEXT_NUMBER.first(connection, {"office_id": office.id, "year": year})
     return f"{office.registration_prefix}-{year}-{sequence:06d}"
-
-
-def _counter_upsert(insert) -> Any:
-    counters = RegistrationCounter.__table__
-    return (
-        insert(counters)
-        .values(office_id=bindparam("office_id"), year=bindparam("year"), last=1)
-        .on_conflict_do_update(
-            index_elements=[counters.c.office_id, counters.c.year],
-            set_={"last": counters.c.last + 1},
-        )
-        .returning(counters.c.last)
-    )
-
-
-# Built once: building the statement cost more than running it.
-_COUNTER_UPSERTS = {
-    "postgresql": _counter_upsert(pg_insert),
-    "sqlite": _counter_upsert(sqlite_insert),
-}
 
 
 # --- status events from province services ---------------------------------------------------
