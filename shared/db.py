@@ -137,18 +137,18 @@ _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
 
 def _for_driver(parameters: dict[str, Any], dialect: str) -> dict[str, Any]:
-    if dialect != "sqlite":
-        return parameters
-    return {name: _sqlite_value(value) for name, value in parameters.items()}
+    on_sqlite = dialect == "sqlite"
+    return {name: _driver_value(value, on_sqlite) for name, value in parameters.items()}
 
 
-def _sqlite_value(value: Any) -> Any:
+def _driver_value(value: Any, on_sqlite: bool) -> Any:
     # SQLAlchemy's SQLite DATETIME and DATE store ISO text; UTCDateTime stores UTC, naive.
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; give a timezone")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    if isinstance(value, date):
+        if on_sqlite:
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    elif on_sqlite and isinstance(value, date):
         return value.isoformat()
     return value
 

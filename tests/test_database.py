@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from services.intake.app import MIGRATIONS
-from shared.db import Database
+from shared.db import INTEGRITY_ERRORS, Database, DriverSQL, read_timestamp
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +161,91 @@ def test_sqlite_hands_out_the_connection_used_last(tmp_path) -> None:
                 session.commit()
     finally:
         database.dispose()
+
+
+def test_driver_sql_writes_rows_the_orm_reads_back_unchanged(database_url) -> None:
+    """`DriverSQL` bypasses SQLAlchemy's type handling, so it must store timestamps and dates
+    exactly as the ORM would: the ORM reads them back equal, timezone-aware and in UTC."""
+    from datetime import UTC, date, datetime, timedelta, timezone
+
+    from services.intake.models import Document, OfficeKey
+
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    jakarta = timezone(timedelta(hours=7))
+    registered = datetime(2026, 11, 22, 23, 59, 59, 5, tzinfo=jakarta)
+    insert_key = DriverSQL.insert(
+        "office_keys", ["kid", "office_id", "jwk", "registered_at", "registered_by", "retired_at"]
+    )
+    by_kid = DriverSQL("SELECT registered_at, retired_at FROM office_keys WHERE kid = :kid")
+    try:
+        with database.session() as session:
+            insert_key.execute(
+                session.connection(),
+                {
+                    "kid": "k1",
+                    "office_id": "bawaslu-36.01",
+                    "jwk": "{}",
+                    "registered_at": registered,
+                    "registered_by": "admin",
+                    "retired_at": None,
+                },
+            )
+            session.commit()
+        with database.session() as session:
+            key = session.get(OfficeKey, "k1")
+            assert key is not None and key.registered_at == registered
+            assert key.registered_at.utcoffset() == timedelta(0) and key.retired_at is None
+            read_at, retired = by_kid.first(session.connection(), {"kid": "k1"})
+            assert read_timestamp(read_at) == registered and read_timestamp(retired) is None
+            # The ORM's own writes read back through DriverSQL the same way.
+            key.registered_at = datetime(2027, 1, 1, tzinfo=UTC)
+            session.commit()
+            read_at, _ = by_kid.first(session.connection(), {"kid": "k1"})
+            assert read_timestamp(read_at) == datetime(2027, 1, 1, tzinfo=UTC)
+            session.rollback()
+        with pytest.raises(ValueError, match="naive"), database.session() as session:
+            insert_key.execute(
+                session.connection(),
+                {
+                    "kid": "k2",
+                    "office_id": "bawaslu-36.01",
+                    "jwk": "{}",
+                    "registered_at": datetime(2026, 1, 1),
+                    "registered_by": "admin",
+                    "retired_at": None,
+                },
+            )
+        with database.session() as session, pytest.raises(INTEGRITY_ERRORS):
+            insert_key.execute(
+                session.connection(),
+                {
+                    "kid": "k1",
+                    "office_id": "bawaslu-36.01",
+                    "jwk": "{}",
+                    "registered_at": registered,
+                    "registered_by": "admin",
+                    "retired_at": None,
+                },
+            )
+        with database.session() as session:
+            row = {column.name: None for column in Document.__table__.columns}
+            row |= {"id": "d1", "office_id": "bawaslu-36.01", "kid": "k1", "compact": "x"}
+            row |= {"sha256": "0" * 64, "registration_number": "R-1", "receipt": "y"}
+            row |= {"received_at": registered, "status": "received", "region_code": "36.01"}
+            row |= {"province_code": "36", "category": "c", "source": "s", "election_kind": "k"}
+            row |= {"election_year": 2026, "occurred_on": date(2026, 2, 28)}
+            DriverSQL.insert("documents", list(row)).execute(session.connection(), row)
+            session.commit()
+        with database.session() as session:
+            document = session.get(Document, "d1")
+            assert document is not None and document.occurred_on == date(2026, 2, 28)
+            assert document.received_at == registered
+    finally:
+        database.dispose()
+
+
+def test_driver_sql_names_parameters_in_each_drivers_style() -> None:
+    statement = DriverSQL("SELECT :a::text, '100%' WHERE x = :b_2")
+    assert statement.sql["sqlite"] == "SELECT :a::text, '100%' WHERE x = :b_2"
+    assert statement.sql["postgresql"] == "SELECT %(a)s::text, '100%%' WHERE x = %(b_2)s"
