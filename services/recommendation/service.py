@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert
+from sqlalchemy import Select, func
 from sqlmodel import Session, col, select
 
 from services.recommendation.models import Recommendation, RecommendationCount, StatusChange
 from services.recommendation.settings import RecommendationSettings
 from shared import audit, documents, lifecycle, outbox, regions
 from shared.codes import Category
-from shared.db import utcnow
+from shared.db import DriverSQL, utcnow
 from shared.identity import Caller
 from shared.lifecycle import Action, Status
 from shared.problems import (
@@ -76,14 +76,60 @@ class Arrival:
     acknowledgement: str
 
 
-# The envelope path reads and writes with plain statements built once: the ORM's unit of work
-# and a model object per arrival, and building statements anew, cost more than running them.
-_HELD = Recommendation.__table__.c
-_HELD_BY_ID = select(_HELD.document, _HELD.province_code, _HELD.registration_number).where(
-    _HELD.id == bindparam("id")
+# The envelope path reads and writes with plain SQL on the driver's cursor (see `DriverSQL`): the
+# ORM's unit of work and a model object per arrival, and SQLAlchemy's work around each
+# statement, cost more than running them.
+_HELD_BY_ID = DriverSQL(
+    "SELECT document, province_code, registration_number FROM recommendations WHERE id = :id"
 )
-_INSERT_RECOMMENDATION = insert(Recommendation.__table__)
-_INSERT_STATUS_CHANGE = insert(StatusChange.__table__)
+_INSERT_RECOMMENDATION = DriverSQL.insert(
+    "recommendations",
+    [
+        "id",
+        "office_id",
+        "province_code",
+        "regency_code",
+        "region_code",
+        "category",
+        "source",
+        "election_kind",
+        "election_year",
+        "position_class",
+        "employment",
+        "occurred_on",
+        "registration_number",
+        "received_at",
+        "arrived_at",
+        "status",
+        "version",
+        "national_sequence",
+        "review_due_on",
+        "reviewed_on",
+        "ppk_due_on",
+        "document",
+        "signer_jwk",
+        "envelope",
+        "updated_at",
+    ],
+)
+_INSERT_STATUS_CHANGE = DriverSQL.insert(
+    "status_history",
+    [
+        "recommendation_id",
+        "event_id",
+        "sequence",
+        "action",
+        "from_status",
+        "to_status",
+        "at",
+        "actor_office",
+        "actor_user",
+        "note",
+        "details",
+        "applied",
+        "document",
+    ],
+)
 
 
 def receive_envelope(
@@ -119,7 +165,7 @@ def receive_envelope(
         )
 
     connection = session.connection()
-    if held := connection.execute(_HELD_BY_ID, {"id": str(parsed.jti)}).first():
+    if held := _HELD_BY_ID.first(connection, {"id": str(parsed.jti)}):
         document, held_province, number = held
         if document != envelope.document:
             raise DocumentIdReused(f"recommendation {parsed.jti} arrived before with other bytes")
@@ -164,9 +210,9 @@ def receive_envelope(
         "envelope": compact,
         "updated_at": arrived,
     }
-    connection.execute(_INSERT_RECOMMENDATION, row)
-    connection.execute(
-        _INSERT_STATUS_CHANGE,
+    _INSERT_RECOMMENDATION.execute(connection, row)
+    _INSERT_STATUS_CHANGE.execute(
+        connection,
         {
             "recommendation_id": row["id"],
             "event_id": None,
