@@ -178,19 +178,20 @@ def test_driver_sql_writes_rows_the_orm_reads_back_unchanged(database_url) -> No
         "office_keys", ["kid", "office_id", "jwk", "registered_at", "registered_by", "retired_at"]
     )
     by_kid = DriverSQL("SELECT registered_at, retired_at FROM office_keys WHERE kid = :kid")
+
+    def key_row(kid: str, registered_at: datetime) -> dict:
+        return {
+            "kid": kid,
+            "office_id": "bawaslu-36.01",
+            "jwk": "{}",
+            "registered_at": registered_at,
+            "registered_by": "admin",
+            "retired_at": None,
+        }
+
     try:
         with database.session() as session:
-            insert_key.execute(
-                session.connection(),
-                {
-                    "kid": "k1",
-                    "office_id": "bawaslu-36.01",
-                    "jwk": "{}",
-                    "registered_at": registered,
-                    "registered_by": "admin",
-                    "retired_at": None,
-                },
-            )
+            insert_key.execute(session.connection(), key_row("k1", registered))
             session.commit()
         with database.session() as session:
             key = session.get(OfficeKey, "k1")
@@ -205,29 +206,9 @@ def test_driver_sql_writes_rows_the_orm_reads_back_unchanged(database_url) -> No
             assert read_timestamp(read_at) == datetime(2027, 1, 1, tzinfo=UTC)
             session.rollback()
         with pytest.raises(ValueError, match="naive"), database.session() as session:
-            insert_key.execute(
-                session.connection(),
-                {
-                    "kid": "k2",
-                    "office_id": "bawaslu-36.01",
-                    "jwk": "{}",
-                    "registered_at": datetime(2026, 1, 1),
-                    "registered_by": "admin",
-                    "retired_at": None,
-                },
-            )
+            insert_key.execute(session.connection(), key_row("k2", datetime(2026, 1, 1)))
         with database.session() as session, pytest.raises(INTEGRITY_ERRORS):
-            insert_key.execute(
-                session.connection(),
-                {
-                    "kid": "k1",
-                    "office_id": "bawaslu-36.01",
-                    "jwk": "{}",
-                    "registered_at": registered,
-                    "registered_by": "admin",
-                    "retired_at": None,
-                },
-            )
+            insert_key.execute(session.connection(), key_row("k1", registered))
         with database.session() as session:
             row = {column.name: None for column in Document.__table__.columns}
             row |= {"id": "d1", "office_id": "bawaslu-36.01", "kid": "k1", "compact": "x"}
