@@ -112,12 +112,8 @@ class DriverSQL:
         values = ", ".join(f":{column}" for column in columns)
         return cls(f"INSERT INTO {table} ({names}) VALUES ({values})")
 
-    def execute(self, connection: Connection, parameters: dict[str, Any] | None = None) -> Any:
-        """Run it with `parameters` and answer the driver's cursor."""
-        dialect = connection.dialect.name
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute(self.sql[dialect], _for_driver(parameters or {}, dialect))
-        return cursor
+    def execute(self, connection: Connection, parameters: dict[str, Any] | None = None) -> None:
+        self._run(connection, parameters).close()
 
     def execute_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         dialect = connection.dialect.name
@@ -127,10 +123,18 @@ class DriverSQL:
 
     def first(self, connection: Connection, parameters: dict[str, Any] | None = None) -> Any:
         """The first row, or None."""
-        cursor = self.execute(connection, parameters)
+        cursor = self._run(connection, parameters)
         row = cursor.fetchone()
         cursor.close()
         return row
+
+    def _run(self, connection: Connection, parameters: dict[str, Any] | None) -> Any:
+        """The driver's cursor, having run the statement (a cursor left by an error is closed
+        when it is collected)."""
+        dialect = connection.dialect.name
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute(self.sql[dialect], _for_driver(parameters or {}, dialect))
+        return cursor
 
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
