@@ -36,14 +36,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, DateTime, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -98,8 +97,9 @@ class DriverSQL:
     2 µs), and a submission runs seven: under load that was a fifth of intake's time. The SQL
     names its parameters (`:name`); values may be str, int, None, dates and timezone-aware
     datetimes, which are stored as `UTCDateTime` stores them, so the ORM reads the rows back
-    unchanged (`read_timestamp` reads them here). The driver's own errors come through
-    unwrapped (`INTEGRITY_ERRORS` below names both kinds)."""
+    unchanged (`read_timestamp` reads them here). The driver's errors become SQLAlchemy's, as
+    SQLAlchemy would raise them (an `IntegrityError`, an `OperationalError` answered with 503),
+    without the parameters, which may carry a document's personal data."""
 
     def __init__(self, sql: str) -> None:
         postgresql = _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
@@ -116,10 +116,7 @@ class DriverSQL:
         self._run(connection, parameters).close()
 
     def execute_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        dialect = connection.dialect.name
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.executemany(self.sql[dialect], [_for_driver(row, dialect) for row in rows])
-        cursor.close()
+        self._run(connection, rows, many=True).close()
 
     def first(self, connection: Connection, parameters: dict[str, Any] | None = None) -> Any:
         """The first row, or None."""
@@ -128,13 +125,38 @@ class DriverSQL:
         cursor.close()
         return row
 
-    def _run(self, connection: Connection, parameters: dict[str, Any] | None) -> Any:
-        """The driver's cursor, having run the statement (a cursor left by an error is closed
-        when it is collected)."""
-        dialect = connection.dialect.name
+    def _run(self, connection: Connection, parameters: Any, *, many: bool = False) -> Any:
+        """The driver's cursor, having run the statement."""
+        dialect = connection.dialect
+        sql = self.sql[dialect.name]
         cursor = connection.connection.driver_connection.cursor()
-        cursor.execute(self.sql[dialect], _for_driver(parameters or {}, dialect))
+        try:
+            if many:
+                cursor.executemany(sql, [_for_driver(row, dialect.name) for row in parameters])
+            else:
+                cursor.execute(sql, _for_driver(parameters or {}, dialect.name))
+        except dialect.loaded_dbapi.Error as error:
+            cursor.close()
+            raise as_sqlalchemy_error(connection, error, sql) from error
         return cursor
+
+
+def as_sqlalchemy_error(connection: Connection, error: Exception, sql: str) -> Exception:
+    """The exception SQLAlchemy raises for a driver's `error`, its connection invalidated when
+    the error says the database is gone; its parameters are never shown."""
+    dialect = connection.dialect
+    gone = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+    if gone:
+        connection.invalidate(error)
+    return DBAPIError.instance(
+        sql,
+        None,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=gone,
+        dialect=dialect,
+    )
 
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -166,10 +188,6 @@ def read_timestamp(value: str | datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-# A broken constraint, raised through SQLAlchemy or by `DriverSQL` straight from the driver.
-INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
-
-
 def normalise_url(url: str) -> str:
     """Accept `postgresql://` and `postgres://` URLs and use psycopg 3 for them."""
     if url.startswith("postgres://"):
@@ -184,7 +202,11 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
-            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+            url,
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            hide_parameters=True,  # as below
         )
 
     if parsed.database and parsed.database != ":memory:":
@@ -197,6 +219,9 @@ def make_engine(url: str) -> Engine:
         # the pool's connections re-read every page they touched (intake read 53-58 times per
         # submission instead of 18-22, and its slowest answers under load took twice as long).
         pool_use_lifo=True,
+        # A failed statement's parameters may be a document and its reporter's identity;
+        # errors (and so the tracebacks in the logs) never show them.
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -212,18 +237,18 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:
+        # BEGIN and the pragmas straight on the driver's connection: through SQLAlchemy each
+        # cost what a statement of the submission does.
+        driver = connection.connection.driver_connection
         turn = _ON_THE_LOOP
         if not turn.active or turn.began:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(connection, driver)
             return
         # On the event loop nothing may wait for the lock: its holder may be a request that
         # needs the loop to finish. Take the lock now or hand the work to the thread.
-        # The pragmas straight on the driver's connection: they cannot fail, and through
-        # SQLAlchemy each cost what a statement of the submission does.
-        driver = connection.connection.driver_connection
         driver.execute("PRAGMA busy_timeout=0")
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(connection, driver)
         except OperationalError as error:
             if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
                 raise LockTaken from error
@@ -233,6 +258,13 @@ def make_engine(url: str) -> Engine:
         turn.began = True
 
     return engine
+
+
+def _begin_immediate(connection: Connection, driver: sqlite3.Connection) -> None:
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        raise as_sqlalchemy_error(connection, error, "BEGIN IMMEDIATE") from error
 
 
 class LockTaken(Exception):

@@ -18,11 +18,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.intake.models import Document, DocumentStatus, OfficeKey
 from shared import audit, documents, outbox, regions
-from shared.db import INTEGRITY_ERRORS, DriverSQL, read_timestamp, utcnow
+from shared.db import DriverSQL, read_timestamp, utcnow
 from shared.problems import (
     Conflict,
     DocumentIdReused,
@@ -161,7 +162,7 @@ def receive(
         return repeated
     try:
         return _store(session, compact, digest, parsed, key, signing_key)
-    except INTEGRITY_ERRORS:
+    except IntegrityError:
         # A concurrent submission of the same id won the race; answer as for a repeat.
         session.rollback()
         if (repeated := _repeated(session.connection(), document_id, digest)) is not None:
