@@ -119,3 +119,35 @@ async def test_a_lost_database_is_a_503_to_retry_not_a_500(intake, token_for):
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "5"
     assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE
+
+
+async def test_a_statement_failing_mid_submission_is_a_503_and_leaves_nothing_behind(
+    intake, pandeglang
+):
+    """The submission's statements run on the driver (`DriverSQL`); a database error half-way
+    through is still SQLAlchemy's OperationalError: answered 503 to retry, the transaction
+    rolled back whole, and the same document accepted once the database is whole again."""
+    from sqlalchemy import text
+
+    from tests.conftest import submit
+
+    database = intake.app.state.database
+    with database.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox_messages RENAME TO outbox_moved"))
+    compact = pandeglang.sign()
+
+    answer = await submit(intake, compact)
+
+    with database.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE outbox_moved RENAME TO outbox_messages"))
+        counts = [
+            connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("documents", "registration_counters", "audit_log")
+        ]
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert answer.headers["retry-after"] == "5"
+    assert counts == [0, 0, 0]
+    again = await submit(intake, compact)
+    assert again.status_code == 201
+    assert again.json()["registration_number"].endswith("-000001")
