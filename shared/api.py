@@ -11,6 +11,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 from starlette.types import ASGIApp
@@ -34,6 +35,18 @@ from shared.problems import (
 from shared.schemas import Health, JsonWebKeySet, Readiness
 from shared.settings import ServiceSettings
 from shared.signing import KeyPair, jwks
+
+# For every service's `FastAPI(telemetry=...)`: FastAPI's own OpenTelemetry bridge, off. Once an
+# OpenTelemetry SDK is configured in the process, it hands each request's body (a password, a
+# reporter's name) to span and log processors and exports crash messages with their stack; and
+# it looks for a configured SDK on every request. Metrics and logs here are our own
+# (shared.metrics, shared.logs), with personal data kept out.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 def database_session(request: Request) -> Iterator[Session]:

@@ -15,7 +15,7 @@ from services.gateway.openapi import TAGS, with_shared_schemas
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.routing import Upstreams
 from services.gateway.settings import GatewaySettings
-from shared.api import install_service_basics, open_database_and_key, operations
+from shared.api import NO_TELEMETRY, install_service_basics, open_database_and_key, operations
 from shared.signing import KeyPair, jwks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,6 +53,7 @@ def create_app(
         redoc_url=None,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     # The gateway alone serves browsers over HTTPS: HSTS is its promise to keep doing so.
     install_service_basics(app, settings, "gateway", hsts=True)

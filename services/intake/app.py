@@ -12,7 +12,12 @@ from fastapi import FastAPI
 from services.intake import models  # noqa: F401  (registers the tables)
 from services.intake.api import router
 from services.intake.settings import IntakeSettings
-from shared.api import install_service_basics, open_database_and_key, published_keys
+from shared.api import (
+    NO_TELEMETRY,
+    install_service_basics,
+    open_database_and_key,
+    published_keys,
+)
 from shared.documents import province_service
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
@@ -61,6 +66,7 @@ def create_app(
         description="Receives signed recommendations from Bawaslu offices.",
         docs_url=None,  # served by shared.apidocs, with no CDN
         redoc_url=None,
+        telemetry=NO_TELEMETRY,
     )
     install_service_basics(app, settings, "intake")
     app.include_router(router)

@@ -14,7 +14,12 @@ from services.recommendation import models, service  # noqa: F401  (models regis
 from services.recommendation.api import router
 from services.recommendation.settings import RecommendationSettings
 from services.recommendation.totals import router as totals_router
-from shared.api import install_service_basics, open_database_and_key, published_keys
+from shared.api import (
+    NO_TELEMETRY,
+    install_service_basics,
+    open_database_and_key,
+    published_keys,
+)
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
 
@@ -60,7 +65,14 @@ def create_app(
             database.dispose()
 
     title = f"SIAPNET recommendation ({settings.tier})"
-    app = FastAPI(title=title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=title,
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_TELEMETRY,
+    )
     install_service_basics(app, settings, f"recommendation-{settings.tier}")
     app.include_router(router)
     app.include_router(totals_router)

@@ -1,7 +1,8 @@
 """Specification: every answer of every service — success, refusal, unknown route, oversize body,
 even a crash — carries the hardening headers (and the gateway, which serves HTTPS, HSTS); and the
 logs of a whole README story, failed login included, hold no personal data, password, private key
-or token, in the JSON lines operators read."""
+or token, in the JSON lines operators read; and no request reaches an OpenTelemetry SDK by way of
+FastAPI's own telemetry."""
 
 import io
 import json
@@ -9,8 +10,11 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 
+import fastapi.telemetry._asgi
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.telemetry import TelemetryData, get_telemetry_data
 
 from services.gateway.app import create_app as create_gateway
 from shared.logs import JsonFormatter
@@ -114,6 +118,42 @@ async def test_a_cors_preflight_answered_by_the_middleware_carries_them_too(tmp_
     assert answer.status_code == 200
     assert answer.headers["access-control-allow-origin"] == "https://dashboard.example"
     assert_hardened(answer, hsts=True)
+
+
+# --- what telemetry sees --------------------------------------------------------------------
+
+
+@pytest.fixture
+def configured_telemetry(monkeypatch) -> None:
+    """As if an operator had configured an OpenTelemetry SDK in the process."""
+    monkeypatch.setattr(fastapi.telemetry._asgi, "_unconfigured", lambda provider: False)
+
+
+async def telemetry_seen_by(app: FastAPI) -> TelemetryData | None:
+    """What FastAPI's own telemetry holds of a request (its body, among others) while the
+    request is handled."""
+    seen: list[TelemetryData | None] = []
+
+    async def look() -> None:
+        seen.append(get_telemetry_data())
+
+    app.add_api_route("/test-only/telemetry", look)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        await client.get("/test-only/telemetry")
+    return seen[0]
+
+
+async def test_no_service_hands_its_requests_to_an_opentelemetry_sdk(front, configured_telemetry):
+    # FastAPI's default would: that is what this test stands guard against.
+    assert await telemetry_seen_by(FastAPI()) is not None
+    for app in (
+        front.gateway.app,
+        front.system.intake.app,
+        front.system.province.app,
+        front.system.national.app,
+    ):
+        assert await telemetry_seen_by(app) is None, app.title
 
 
 # --- what the logs hold -----------------------------------------------------------------------
