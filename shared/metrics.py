@@ -1,14 +1,19 @@
-"""Prometheus metrics for one service: requests by route template and status, their latency, and
-the outbox's depth, read when /metrics is scraped.
+"""Prometheus metrics for one service: requests by route template and status, their latency, the
+outbox's depth, read when /metrics is scraped, and how long the process stood still: its event
+loop late on a timer, and its garbage collector's pauses.
 
 Each app keeps its own registry on `app.state.metrics`, so several apps in one process (the tests,
 the gateway beside a service) never mix their counts. Requests are labelled by the route template,
 never the raw path: ids in a path would multiply the series and could carry data.
 """
 
+import asyncio
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,6 +35,10 @@ log = logging.getLogger("siapnet.metrics")
 
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# How often the event loop is asked to wake on time, and the lateness recorded: a service runs
+# its SQLite work on the loop (shared.db), so a slow statement stalls every request it serves.
+LOOP_CHECK_SECONDS = 0.1
+STALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Any other method a client invents is counted as OTHER, so it cannot mint new series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -50,12 +59,71 @@ def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
         buckets=LATENCY_BUCKETS,
         registry=registry,
     )
+    loop_lag = Histogram(
+        "siapnet_event_loop_lag_seconds",
+        f"How late the event loop ran a timer due every {LOOP_CHECK_SECONDS:g} s: every request"
+        " waiting on the loop waited as long.",
+        ["service"],
+        buckets=STALL_BUCKETS,
+        registry=registry,
+    ).labels(service)
+    gc_pauses = Histogram(
+        "siapnet_gc_pause_seconds",
+        "Garbage collections of the process, by generation, and how long each held it.",
+        ["service", "generation"],
+        buckets=STALL_BUCKETS,
+        registry=registry,
+    )
     registry.register(OutboxDepth(app, service))
     app.state.metrics = registry
     app.add_middleware(
         RequestMetricsMiddleware, service=service, requests=requests, duration=duration, root=app
     )
+    watch_while_running(app, loop_lag, GcPauses(gc_pauses, service))
     return registry
+
+
+def watch_while_running(app: FastAPI, loop_lag: Any, pauses: "GcPauses") -> None:
+    """From the app's start to its end: time the event loop's lateness and the collector's
+    pauses."""
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        watch = asyncio.create_task(watch_loop(loop_lag), name="event-loop-lag")
+        gc.callbacks.append(pauses)
+        try:
+            async with started(app) as state:
+                yield state
+        finally:
+            gc.callbacks.remove(pauses)
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    app.router.lifespan_context = lifespan
+
+
+async def watch_loop(lag: Any, every: float = LOOP_CHECK_SECONDS) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + every
+        await asyncio.sleep(every)
+        lag.observe(max(0.0, loop.time() - due))
+
+
+class GcPauses:
+    """A `gc.callbacks` entry: each collection's duration, by generation."""
+
+    def __init__(self, pauses: Histogram, service: str) -> None:
+        self.series = [pauses.labels(service, str(generation)) for generation in range(3)]
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.series[info["generation"]].observe(time.perf_counter() - self.started)
 
 
 class RouteTemplates:

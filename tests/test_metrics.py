@@ -1,5 +1,10 @@
 """Specification: every service answers GET /metrics for Prometheus — requests by route template
-and status, their latency, and the outbox's pending and failed messages."""
+and status, their latency, the outbox's pending and failed messages, and how long the process
+stood still (its event loop late, its garbage collector pausing)."""
+
+import asyncio
+import gc
+import time
 
 import httpx
 import pytest
@@ -166,3 +171,57 @@ async def test_routes_included_under_a_prefix_are_labelled_with_the_whole_templa
     }
     assert sample(text, "siapnet_http_requests_total", **labels) == 1.0
     assert "bawaslu-36" not in text
+
+
+# --- when the process stood still --------------------------------------------------------------
+
+
+def longer_than(text: str, name: str, seconds: str, **labels: str) -> float:
+    """How many observations of a histogram took longer than `seconds` (a bucket bound)."""
+    count = sample(text, f"{name}_count", **labels) or 0.0
+    return count - (sample(text, f"{name}_bucket", **labels, le=seconds) or 0.0)
+
+
+async def test_a_blocked_event_loop_is_counted_with_how_long_it_stood(intake):
+    lag = "siapnet_event_loop_lag_seconds"
+    await asyncio.sleep(0.25)  # the watch is running
+    before = await scrape(intake)
+
+    # A statement that holds the loop for 0.4 s, as a stuck SQLite write would: the timer due
+    # within the next 0.1 s runs 0.3-0.4 s late.
+    time.sleep(0.4)
+    await asyncio.sleep(0.15)
+
+    after = await scrape(intake)
+    stalls = [
+        longer_than(after, lag, bound, service="intake")
+        - longer_than(before, lag, bound, service="intake")
+        for bound in ("0.1", "0.25", "0.5")
+    ]
+    assert stalls == [1.0, 1.0, 0.0]  # one stall, of between a quarter and half a second
+    assert (sample(after, f"{lag}_count", service="intake") or 0) >= 3
+
+
+async def test_garbage_collections_are_timed_by_generation(intake):
+    pauses = "siapnet_gc_pause_seconds"
+    full = {"service": "intake", "generation": "2"}
+    before = sample(await scrape(intake), f"{pauses}_count", **full) or 0.0
+
+    gc.collect()
+
+    after = await scrape(intake)
+    assert sample(after, f"{pauses}_count", **full) == before + 1
+    assert (sample(after, f"{pauses}_sum", **full) or 0.0) > 0.0
+
+
+async def test_the_watch_stops_with_the_app(tmp_path):
+    app = FastAPI()
+    install_metrics(app, "example")
+    callbacks = list(gc.callbacks)
+    async with running(app, "http://example"):
+        assert len(gc.callbacks) == len(callbacks) + 1
+        assert any(task.get_name() == "event-loop-lag" for task in asyncio.all_tasks())
+
+    assert gc.callbacks == callbacks
+    await asyncio.sleep(0)
+    assert not any(task.get_name() == "event-loop-lag" for task in asyncio.all_tasks())
