@@ -22,15 +22,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import totals
 from services import demo
 from services.local import Layout, Ports, stop
 from shared.documents import INTAKE_AUDIENCE, RECOMMENDATION_TYP
+from shared.metrics import STALL_BUCKETS
 from shared.signing import KeyPair, verify
 from tests.support.offices import example
 from tests.support.postgres import NoPostgres, free_port, start_cluster
@@ -89,6 +92,110 @@ def outbox_pending(metrics_url: str) -> float:
         float(line.rsplit(" ", 1)[1])
         for line in httpx.get(metrics_url).text.splitlines()
         if line.startswith("siapnet_outbox_pending{")
+    )
+
+
+# --- when a process stood still ------------------------------------------------------------
+
+LOOP_LAG = "siapnet_event_loop_lag_seconds"
+GC_PAUSES = "siapnet_gc_pause_seconds"
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+class Stalls:
+    """What stood still during a phase: each service's event loop late by more than 0.1 s (and
+    the longest lateness, to a bucket bound), its garbage collections over 50 ms, and the share of
+    the machine's CPU time the hypervisor took (steal) or spent waiting on the disk (iowait).
+    A slow answer with no stall beside it was slowed by something else."""
+
+    def __init__(self, system: "System") -> None:
+        ports = system.layout.ports
+        self.metrics = {
+            "gateway": f"https://127.0.0.1:{ports.gateway}/metrics",
+            "intake": f"http://127.0.0.1:{ports.intake}/metrics",
+            "province": f"http://127.0.0.1:{ports.province}/metrics",
+            "national": f"http://127.0.0.1:{ports.national}/metrics",
+        }
+        self.verify = ssl.create_default_context(cafile=str(system.layout.ca))
+
+    def during(self, phase: Callable[[], dict]) -> dict:
+        """Run `phase`, and add what stood still meanwhile to its result as `stalls`."""
+        before = self.snapshot()
+        result = phase()
+        after = self.snapshot()
+        result["stalls"] = {
+            name: _service_stalls(before[name], after[name]) for name in self.metrics
+        } | {"machine": _cpu_shares(before["cpu"], after["cpu"])}
+        return result
+
+    def snapshot(self) -> dict:
+        taken: dict = {"cpu": _cpu_times()}
+        for name, url in self.metrics.items():
+            text = httpx.get(url, verify=self.verify).text
+            taken[name] = {
+                # One service per address: its `service` label says nothing more.
+                (sample.name, _labels(sample.labels)): sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name in (LOOP_LAG, GC_PAUSES)
+                for sample in family.samples
+            }
+        return taken
+
+
+def _labels(labels: dict[str, str]) -> tuple:
+    return tuple(sorted((name, value) for name, value in labels.items() if name != "service"))
+
+
+def _service_stalls(before: dict, after: dict) -> dict:
+    def delta(name: str, **labels: str) -> float:
+        key = (name, _labels(labels))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    def longer_than(name: str, bound: str, **labels: str) -> int:
+        return round(delta(f"{name}_count", **labels) - delta(f"{name}_bucket", le=bound, **labels))
+
+    bounds = [str(bound) for bound in STALL_BUCKETS]  # none: late by more than the last
+    late = [bound for bound in bounds if longer_than(LOOP_LAG, bound) == 0]
+    return {
+        "loop_late_over_100ms": longer_than(LOOP_LAG, "0.1"),
+        "loop_late_over_250ms": longer_than(LOOP_LAG, "0.25"),
+        "loop_longest_under_s": float(late[0]) if late else None,
+        "gc_over_50ms": sum(
+            longer_than(GC_PAUSES, "0.05", generation=str(generation)) for generation in range(3)
+        ),
+        "gc_full_collections": round(delta(f"{GC_PAUSES}_count", generation="2")),
+        "gc_seconds": sum(
+            delta(f"{GC_PAUSES}_sum", generation=str(generation)) for generation in range(3)
+        ),
+    }
+
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1 : 1 + len(CPU_FIELDS)]]
+
+
+def _cpu_shares(before: list[int], after: list[int]) -> dict:
+    spent = dict(zip(CPU_FIELDS, (b - a for a, b in zip(before, after, strict=True)), strict=True))
+    total = sum(spent.values()) or 1
+    return {f"{field}_share": spent[field] / total for field in ("steal", "iowait", "idle")}
+
+
+def log_stalls(phase: dict) -> None:
+    stalls = phase["stalls"]
+    machine = stalls["machine"]
+    services = ", ".join(
+        f"{name} {seen['loop_late_over_100ms']}x (longest < {seen['loop_longest_under_s']} s)"
+        for name, seen in stalls.items()
+        if name != "machine" and seen["loop_late_over_100ms"]
+    )
+    log(
+        f"  {phase['accepted_per_second']:.0f}/s, p99 {phase['p99_ms']:.0f} ms;"
+        f" event loops late over 0.1 s: {services or 'none'};"
+        f" garbage collections over 50 ms: "
+        f"{sum(seen['gc_over_50ms'] for name, seen in stalls.items() if name != 'machine')};"
+        f" CPU stolen {100 * machine['steal_share']:.1f}%,"
+        f" waiting on disk {100 * machine['iowait_share']:.1f}%"
     )
 
 
@@ -320,18 +427,25 @@ def main() -> None:
             signed_requests(system, client, count, requests_file)
             log("baseline: a bare FastAPI endpoint behind the same gateway hop")
             results["bare_hop"] = bare_hop(system, requests_file)
+            stalls = Stalls(system)
             log("load: as many submissions as the gateway takes (wrk, 32 connections)")
-            results["max_load"] = wrk(system.layout.gateway_url, requests_file, connections=32)
+            results["max_load"] = stalls.during(
+                lambda: wrk(system.layout.gateway_url, requests_file, connections=32)
+            )
             results["max_load"]["backlog_seconds"] = settle(system)
+            log_stalls(results["max_load"])
             log(f"load: {OFFERED} submissions/s offered ({PACED_CONNECTIONS} connections)")
-            results["at_200_per_second"] = wrk(
-                system.layout.gateway_url,
-                requests_file,
-                connections=PACED_CONNECTIONS,
-                rate=OFFERED,
-                offset=per_phase,
+            results["at_200_per_second"] = stalls.during(
+                lambda: wrk(
+                    system.layout.gateway_url,
+                    requests_file,
+                    connections=PACED_CONNECTIONS,
+                    rate=OFFERED,
+                    offset=per_phase,
+                )
             )
             results["at_200_per_second"]["backlog_seconds"] = settle(system)
+            log_stalls(results["at_200_per_second"])
             log("visibility at national")
             results["national_visibility"] = national_visibility(system, client)
     finally:
@@ -364,16 +478,21 @@ def on_postgres() -> dict:
             per_phase = SECONDS * 1500
             log(f"signing {2 * per_phase} recommendations for the PostgreSQL phases")
             signed_requests(system, client, 2 * per_phase, requests_file)
+            stalls = Stalls(system)
             log("load on PostgreSQL: as many submissions as the gateway takes")
-            max_load = wrk(system.layout.gateway_url, requests_file, connections=32)
+            max_load = stalls.during(
+                lambda: wrk(system.layout.gateway_url, requests_file, connections=32)
+            )
             max_load["backlog_seconds"] = settle(system)
             log(f"load on PostgreSQL: {OFFERED} submissions/s offered")
-            paced = wrk(
-                system.layout.gateway_url,
-                requests_file,
-                connections=PACED_CONNECTIONS,
-                rate=OFFERED,
-                offset=per_phase,
+            paced = stalls.during(
+                lambda: wrk(
+                    system.layout.gateway_url,
+                    requests_file,
+                    connections=PACED_CONNECTIONS,
+                    rate=OFFERED,
+                    offset=per_phase,
+                )
             )
         return {"cluster": cluster.where, "max_load": max_load, "at_200_per_second": paced}
     finally:
