@@ -14,6 +14,7 @@ Results: bench/results/<time>.json and .png. `BENCH_SECONDS` sets each load phas
 
 import json
 import os
+import resource
 import shutil
 import ssl
 import statistics
@@ -102,11 +103,14 @@ GC_PAUSES = "siapnet_gc_pause_seconds"
 CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
-class Stalls:
-    """What stood still during a phase: each service's event loop late by more than 0.1 s (and
-    the longest lateness, to a bucket bound), its garbage collections over 50 ms, and the share of
-    the machine's CPU time the hypervisor took (steal) or spent waiting on the disk (iowait).
-    A slow answer with no stall beside it was slowed by something else."""
+class Watch:
+    """What each load phase cost and what stood still during it.
+
+    `cpu_ms_per_accepted`: each service's CPU time, and the load client's, per accepted
+    submission. `stalls`: each service's event loop late by more than 0.1 s (and the longest
+    lateness, to a bucket bound; none: more than the last), its garbage collections over 50 ms,
+    and the share of the machine's CPU time the hypervisor took (steal), spent waiting on the
+    disk (iowait) or idle. A slow phase with no stall beside it was slowed by something else."""
 
     def __init__(self, system: "System") -> None:
         ports = system.layout.ports
@@ -116,20 +120,36 @@ class Stalls:
             "province": f"http://127.0.0.1:{ports.province}/metrics",
             "national": f"http://127.0.0.1:{ports.national}/metrics",
         }
+        self.pids = {
+            name if name in self.metrics else "province": process.pid
+            for process, name in zip(
+                system.processes, (s.name for s in system.layout.services()), strict=True
+            )
+        }
         self.verify = ssl.create_default_context(cafile=str(system.layout.ca))
 
     def during(self, phase: Callable[[], dict]) -> dict:
-        """Run `phase`, and add what stood still meanwhile to its result as `stalls`."""
+        """Run `phase` (a `wrk` call), and add its costs and stalls to its result."""
         before = self.snapshot()
         result = phase()
         after = self.snapshot()
+        accepted = max(1, result["created"] + result["repeated"])
+        result["cpu_ms_per_accepted"] = {
+            name: 1000 * (after["cpu_seconds"][name] - before["cpu_seconds"][name]) / accepted
+            for name in after["cpu_seconds"]
+        }
         result["stalls"] = {
             name: _service_stalls(before[name], after[name]) for name in self.metrics
-        } | {"machine": _cpu_shares(before["cpu"], after["cpu"])}
+        } | {"machine": _cpu_shares(before["machine"], after["machine"])}
         return result
 
     def snapshot(self) -> dict:
-        taken: dict = {"cpu": _cpu_times()}
+        load_client = resource.getrusage(resource.RUSAGE_CHILDREN)
+        taken: dict = {
+            "machine": _cpu_times(),
+            "cpu_seconds": {name: _process_cpu_seconds(pid) for name, pid in self.pids.items()}
+            | {"wrk": load_client.ru_utime + load_client.ru_stime},
+        }
         for name, url in self.metrics.items():
             text = httpx.get(url, verify=self.verify).text
             taken[name] = {
@@ -140,6 +160,12 @@ class Stalls:
                 for sample in family.samples
             }
         return taken
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _labels(labels: dict[str, str]) -> tuple:
@@ -181,7 +207,7 @@ def _cpu_shares(before: list[int], after: list[int]) -> dict:
     return {f"{field}_share": spent[field] / total for field in ("steal", "iowait", "idle")}
 
 
-def log_stalls(phase: dict) -> None:
+def log_phase(phase: dict) -> None:
     stalls = phase["stalls"]
     machine = stalls["machine"]
     services = ", ".join(
@@ -189,8 +215,10 @@ def log_stalls(phase: dict) -> None:
         for name, seen in stalls.items()
         if name != "machine" and seen["loop_late_over_100ms"]
     )
+    cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in phase["cpu_ms_per_accepted"].items())
     log(
         f"  {phase['accepted_per_second']:.0f}/s, p99 {phase['p99_ms']:.0f} ms;"
+        f" CPU ms per submission: {cpu};"
         f" event loops late over 0.1 s: {services or 'none'};"
         f" garbage collections over 50 ms: "
         f"{sum(seen['gc_over_50ms'] for name, seen in stalls.items() if name != 'machine')};"
@@ -427,15 +455,15 @@ def main() -> None:
             signed_requests(system, client, count, requests_file)
             log("baseline: a bare FastAPI endpoint behind the same gateway hop")
             results["bare_hop"] = bare_hop(system, requests_file)
-            stalls = Stalls(system)
+            watch = Watch(system)
             log("load: as many submissions as the gateway takes (wrk, 32 connections)")
-            results["max_load"] = stalls.during(
+            results["max_load"] = watch.during(
                 lambda: wrk(system.layout.gateway_url, requests_file, connections=32)
             )
             results["max_load"]["backlog_seconds"] = settle(system)
-            log_stalls(results["max_load"])
+            log_phase(results["max_load"])
             log(f"load: {OFFERED} submissions/s offered ({PACED_CONNECTIONS} connections)")
-            results["at_200_per_second"] = stalls.during(
+            results["at_200_per_second"] = watch.during(
                 lambda: wrk(
                     system.layout.gateway_url,
                     requests_file,
@@ -445,7 +473,7 @@ def main() -> None:
                 )
             )
             results["at_200_per_second"]["backlog_seconds"] = settle(system)
-            log_stalls(results["at_200_per_second"])
+            log_phase(results["at_200_per_second"])
             log("visibility at national")
             results["national_visibility"] = national_visibility(system, client)
     finally:
@@ -478,14 +506,14 @@ def on_postgres() -> dict:
             per_phase = SECONDS * 1500
             log(f"signing {2 * per_phase} recommendations for the PostgreSQL phases")
             signed_requests(system, client, 2 * per_phase, requests_file)
-            stalls = Stalls(system)
+            watch = Watch(system)
             log("load on PostgreSQL: as many submissions as the gateway takes")
-            max_load = stalls.during(
+            max_load = watch.during(
                 lambda: wrk(system.layout.gateway_url, requests_file, connections=32)
             )
             max_load["backlog_seconds"] = settle(system)
             log(f"load on PostgreSQL: {OFFERED} submissions/s offered")
-            paced = stalls.during(
+            paced = watch.during(
                 lambda: wrk(
                     system.layout.gateway_url,
                     requests_file,
