@@ -131,25 +131,15 @@ class Watch:
     def during(self, phase: Callable[[], dict]) -> dict:
         """Run `phase` (a `wrk` call), and add its costs and stalls to its result."""
         before = self.snapshot()
-        result = phase()
+        result = costed(self.pids, phase)
         after = self.snapshot()
-        accepted = max(1, result["created"] + result["repeated"])
-        result["cpu_ms_per_accepted"] = {
-            name: 1000 * (after["cpu_seconds"][name] - before["cpu_seconds"][name]) / accepted
-            for name in after["cpu_seconds"]
-        }
         result["stalls"] = {
             name: _service_stalls(before[name], after[name]) for name in self.metrics
         } | {"machine": _cpu_shares(before["machine"], after["machine"])}
         return result
 
     def snapshot(self) -> dict:
-        load_client = resource.getrusage(resource.RUSAGE_CHILDREN)
-        taken: dict = {
-            "machine": _cpu_times(),
-            "cpu_seconds": {name: _process_cpu_seconds(pid) for name, pid in self.pids.items()}
-            | {"wrk": load_client.ru_utime + load_client.ru_stime},
-        }
+        taken: dict = {"machine": _cpu_times()}
         for name, url in self.metrics.items():
             text = httpx.get(url, verify=self.verify).text
             taken[name] = {
@@ -160,6 +150,26 @@ class Watch:
                 for sample in family.samples
             }
         return taken
+
+
+def costed(pids: dict[str, int], phase: Callable[[], dict]) -> dict:
+    """Run `phase` (a `wrk` call), and add each process's CPU time, and wrk's, per accepted
+    submission to its result as `cpu_ms_per_accepted`."""
+
+    def spent() -> dict[str, float]:
+        load_client = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {name: _process_cpu_seconds(pid) for name, pid in pids.items()} | {
+            "wrk": load_client.ru_utime + load_client.ru_stime
+        }
+
+    before = spent()
+    result = phase()
+    after = spent()
+    accepted = max(1, result["created"] + result["repeated"])
+    result["cpu_ms_per_accepted"] = {
+        name: 1000 * (after[name] - before[name]) / accepted for name in after
+    }
+    return result
 
 
 def _process_cpu_seconds(pid: int) -> float:
@@ -205,6 +215,14 @@ def _cpu_shares(before: list[int], after: list[int]) -> dict:
     spent = dict(zip(CPU_FIELDS, (b - a for a, b in zip(before, after, strict=True)), strict=True))
     total = sum(spent.values()) or 1
     return {f"{field}_share": spent[field] / total for field in ("steal", "iowait", "idle")}
+
+
+def log_costs(phase: dict) -> None:
+    cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in phase["cpu_ms_per_accepted"].items())
+    log(
+        f"  {phase['accepted_per_second']:.0f}/s, p99 {phase['p99_ms']:.0f} ms;"
+        f" CPU ms per request: {cpu}"
+    )
 
 
 def log_phase(phase: dict) -> None:
@@ -390,7 +408,10 @@ def _summary(samples: list[float]) -> dict:
 
 
 def bare_hop(system: System, requests_file: Path) -> dict:
-    """The same gateway in front of a FastAPI endpoint that only answers: the hop's ceiling."""
+    """The same gateway in front of a FastAPI endpoint that only answers: the hop's ceiling, and
+    (as `at_200_per_second`) what the hop costs at the latency phase's rate. On this machine a
+    process woken for each request on its own spends several times the CPU on it that it spends
+    on one of a busy stream; the bare hop shows how much of that is the machine's."""
     bare_port, gateway_port = free_port(), free_port()
     bare = subprocess.Popen(
         [
@@ -426,7 +447,13 @@ def bare_hop(system: System, requests_file: Path) -> dict:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        return wrk(f"https://127.0.0.1:{gateway_port}", requests_file, connections=32)
+        url, pids = f"https://127.0.0.1:{gateway_port}", {"gateway": front.pid, "bare": bare.pid}
+        at_full_load = costed(pids, lambda: wrk(url, requests_file, connections=32))
+        at_full_load["at_200_per_second"] = costed(
+            pids,
+            lambda: wrk(url, requests_file, connections=PACED_CONNECTIONS, rate=OFFERED),
+        )
+        return at_full_load
     finally:
         stop([front, bare])
 
@@ -455,6 +482,8 @@ def main() -> None:
             signed_requests(system, client, count, requests_file)
             log("baseline: a bare FastAPI endpoint behind the same gateway hop")
             results["bare_hop"] = bare_hop(system, requests_file)
+            for phase in (results["bare_hop"], results["bare_hop"]["at_200_per_second"]):
+                log_costs(phase)
             watch = Watch(system)
             log("load: as many submissions as the gateway takes (wrk, 32 connections)")
             results["max_load"] = watch.during(
