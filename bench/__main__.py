@@ -484,25 +484,7 @@ def main() -> None:
             results["bare_hop"] = bare_hop(system, requests_file)
             for phase in (results["bare_hop"], results["bare_hop"]["at_200_per_second"]):
                 log_costs(phase)
-            watch = Watch(system)
-            log("load: as many submissions as the gateway takes (wrk, 32 connections)")
-            results["max_load"] = watch.during(
-                lambda: wrk(system.layout.gateway_url, requests_file, connections=32)
-            )
-            results["max_load"]["backlog_seconds"] = settle(system)
-            log_phase(results["max_load"])
-            log(f"load: {OFFERED} submissions/s offered ({PACED_CONNECTIONS} connections)")
-            results["at_200_per_second"] = watch.during(
-                lambda: wrk(
-                    system.layout.gateway_url,
-                    requests_file,
-                    connections=PACED_CONNECTIONS,
-                    rate=OFFERED,
-                    offset=per_phase,
-                )
-            )
-            results["at_200_per_second"]["backlog_seconds"] = settle(system)
-            log_phase(results["at_200_per_second"])
+            results |= load_phases(system, requests_file, per_phase)
             log("visibility at national")
             results["national_visibility"] = national_visibility(system, client)
     finally:
@@ -515,6 +497,29 @@ def main() -> None:
     results["ratios"] = ratios(results)
     results["verdicts"] = verdicts(results)
     write(results)
+
+
+def load_phases(system: System, requests_file: Path, per_phase: int, where: str = "") -> dict:
+    """As many submissions as the gateway takes, then `OFFERED` a second, each phase with its
+    costs and stalls, and each followed by the wait until every outbox is empty."""
+    watch = Watch(system)
+    log(f"load{where}: as many submissions as the gateway takes (wrk, 32 connections)")
+    max_load = watch.during(lambda: wrk(system.layout.gateway_url, requests_file, connections=32))
+    max_load["backlog_seconds"] = settle(system)
+    log_phase(max_load)
+    log(f"load{where}: {OFFERED} submissions/s offered ({PACED_CONNECTIONS} connections)")
+    paced = watch.during(
+        lambda: wrk(
+            system.layout.gateway_url,
+            requests_file,
+            connections=PACED_CONNECTIONS,
+            rate=OFFERED,
+            offset=per_phase,
+        )
+    )
+    paced["backlog_seconds"] = settle(system)
+    log_phase(paced)
+    return {"max_load": max_load, "at_200_per_second": paced}
 
 
 def on_postgres() -> dict:
@@ -535,23 +540,8 @@ def on_postgres() -> dict:
             per_phase = SECONDS * 1500
             log(f"signing {2 * per_phase} recommendations for the PostgreSQL phases")
             signed_requests(system, client, 2 * per_phase, requests_file)
-            watch = Watch(system)
-            log("load on PostgreSQL: as many submissions as the gateway takes")
-            max_load = watch.during(
-                lambda: wrk(system.layout.gateway_url, requests_file, connections=32)
-            )
-            max_load["backlog_seconds"] = settle(system)
-            log(f"load on PostgreSQL: {OFFERED} submissions/s offered")
-            paced = watch.during(
-                lambda: wrk(
-                    system.layout.gateway_url,
-                    requests_file,
-                    connections=PACED_CONNECTIONS,
-                    rate=OFFERED,
-                    offset=per_phase,
-                )
-            )
-        return {"cluster": cluster.where, "max_load": max_load, "at_200_per_second": paced}
+            phases = load_phases(system, requests_file, per_phase, where=" on PostgreSQL")
+        return {"cluster": cluster.where} | phases
     finally:
         system.stop()
         cluster.stop()
