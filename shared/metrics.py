@@ -8,12 +8,11 @@ never the raw path: ids in a path would multiply the series and could carry data
 """
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
@@ -98,7 +97,7 @@ def watch_while_running(app: FastAPI, loop_lag: Any, pauses: "GcPauses") -> None
         finally:
             gc.callbacks.remove(pauses)
             watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with suppress(asyncio.CancelledError):
                 await watch
 
     app.router.lifespan_context = lifespan
