@@ -96,7 +96,7 @@ def outbox_pending(metrics_url: str) -> float:
     )
 
 
-# --- when a process stood still ------------------------------------------------------------
+# --- what a phase cost, and what stood still ---------------------------------------------
 
 LOOP_LAG = "siapnet_event_loop_lag_seconds"
 GC_PAUSES = "siapnet_gc_pause_seconds"
@@ -217,12 +217,16 @@ def _cpu_shares(before: list[int], after: list[int]) -> dict:
     return {f"{field}_share": spent[field] / total for field in ("steal", "iowait", "idle")}
 
 
-def log_costs(phase: dict) -> None:
+def costs_line(phase: dict, per: str) -> str:
     cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in phase["cpu_ms_per_accepted"].items())
-    log(
+    return (
         f"  {phase['accepted_per_second']:.0f}/s, p99 {phase['p99_ms']:.0f} ms;"
-        f" CPU ms per request: {cpu}"
+        f" CPU ms per {per}: {cpu}"
     )
+
+
+def log_costs(phase: dict) -> None:
+    log(costs_line(phase, "request"))
 
 
 def log_phase(phase: dict) -> None:
@@ -233,13 +237,11 @@ def log_phase(phase: dict) -> None:
         for name, seen in stalls.items()
         if name != "machine" and seen["loop_late_over_100ms"]
     )
-    cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in phase["cpu_ms_per_accepted"].items())
+    collections = sum(seen["gc_over_50ms"] for name, seen in stalls.items() if name != "machine")
     log(
-        f"  {phase['accepted_per_second']:.0f}/s, p99 {phase['p99_ms']:.0f} ms;"
-        f" CPU ms per submission: {cpu};"
+        f"{costs_line(phase, 'submission')};"
         f" event loops late over 0.1 s: {services or 'none'};"
-        f" garbage collections over 50 ms: "
-        f"{sum(seen['gc_over_50ms'] for name, seen in stalls.items() if name != 'machine')};"
+        f" garbage collections over 50 ms: {collections};"
         f" CPU stolen {100 * machine['steal_share']:.1f}%,"
         f" waiting on disk {100 * machine['iowait_share']:.1f}%"
     )
