@@ -57,7 +57,9 @@ class AuditEntry(SQLModel, table=True):
     document_id: str = Field(index=True, max_length=36)
     details: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON, no personal data
     previous_hash: str = Field(max_length=64)
-    entry_hash: str = Field(unique=True, max_length=64)
+    # Not unique, nor indexed: nothing looks an entry up by its hash, and an index over random
+    # hashes cost every append a page of its own (see intake's migration 0003).
+    entry_hash: str = Field(max_length=64)
 
 
 @dataclass(frozen=True)

@@ -112,3 +112,34 @@ def test_the_counts_migration_counts_the_recommendations_already_held(database_u
         assert sorted(counts) == [("submitted", 2), ("verified", 2)]
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize(("service", "before"), [("intake", "0002"), ("recommendation", "0003")])
+def test_the_audit_log_keeps_every_entry_and_its_chain_when_its_hash_index_goes(
+    service, before, database_url
+):
+    from sqlmodel import Session, func, select
+
+    from shared import audit
+
+    database = Database(database_url, ROOT / "services" / service / "migrations")
+    document = "00000000-0000-4000-8000-000000000001"
+    try:
+        database.upgrade(before)
+        with Session(database.engine) as session:
+            for number in range(3):
+                audit.append(session, kind="received", document_id=document, details={"n": number})
+            session.commit()
+        database.upgrade()
+        with Session(database.engine) as session:
+            audit.append(session, kind="received", document_id=document, details={"n": 3})
+            session.commit()
+            assert session.exec(select(func.count()).select_from(audit.AuditEntry)).one() == 4
+            assert audit.verify_chain(session) is None
+        assert "entry_hash" not in {
+            column
+            for unique in inspect(database.engine).get_unique_constraints("audit_log")
+            for column in unique["column_names"]
+        }
+    finally:
+        database.dispose()

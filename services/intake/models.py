@@ -41,7 +41,7 @@ class Document(SQLModel, table=True):
     __tablename__ = "documents"
 
     id: str = Field(primary_key=True, max_length=36)  # the document's jti
-    office_id: str = Field(index=True, max_length=32)
+    office_id: str = Field(max_length=32)
     kid: str = Field(sa_column=Column(String(64), ForeignKey("office_keys.kid"), nullable=False))
     compact: str = Field(sa_column=Column(Text, nullable=False))  # the exact bytes received
     sha256: str = Field(max_length=64)
@@ -54,7 +54,7 @@ class Document(SQLModel, table=True):
         sa_column=Column(String(36), ForeignKey("documents.id"), unique=True, nullable=True),
     )
     region_code: str = Field(max_length=13)
-    province_code: str = Field(index=True, max_length=2)
+    province_code: str = Field(max_length=2)
     category: str = Field(max_length=40)
     source: str = Field(max_length=16)
     election_kind: str = Field(max_length=16)
