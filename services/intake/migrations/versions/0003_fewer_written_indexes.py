@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrations import add_unique, drop_unique
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -30,7 +32,7 @@ HASH_UNIQUE = "audit_log_entry_hash_key"
 
 
 def _audit_log() -> sa.Table:
-    """audit_log as 0002 made it, but for the unique hash: what SQLite copies it into."""
+    """audit_log as 0002 made it, but for the unique hash."""
     return sa.Table(
         "audit_log",
         sa.MetaData(),
@@ -48,19 +50,10 @@ def _audit_log() -> sa.Table:
 def upgrade() -> None:
     for name in UNUSED_INDEXES:
         op.drop_index(name, table_name="documents")
-    if op.get_bind().dialect.name == "sqlite":
-        # SQLite cannot drop a constraint: the table is copied, ids and all, into one without it.
-        with op.batch_alter_table("audit_log", copy_from=_audit_log(), recreate="always"):
-            pass
-    else:
-        op.drop_constraint(HASH_UNIQUE, "audit_log", type_="unique")
+    drop_unique(_audit_log(), HASH_UNIQUE)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table("audit_log", copy_from=_audit_log(), recreate="always") as batch:
-            batch.create_unique_constraint(HASH_UNIQUE, ["entry_hash"])
-    else:
-        op.create_unique_constraint(HASH_UNIQUE, "audit_log", ["entry_hash"])
+    add_unique(_audit_log(), "entry_hash", HASH_UNIQUE)
     for name, column in UNUSED_INDEXES.items():
         op.create_index(name, "documents", [column])

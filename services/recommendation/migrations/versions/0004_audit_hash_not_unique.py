@@ -10,7 +10,8 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from shared.migrations import add_unique, drop_unique
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -22,7 +23,7 @@ HASH_UNIQUE = "audit_log_entry_hash_key"
 
 
 def _audit_log() -> sa.Table:
-    """audit_log as 0001 made it, but for the unique hash: what SQLite copies it into."""
+    """audit_log as 0001 made it, but for the unique hash."""
     return sa.Table(
         "audit_log",
         sa.MetaData(),
@@ -39,17 +40,8 @@ def _audit_log() -> sa.Table:
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        # SQLite cannot drop a constraint: the table is copied, ids and all, into one without it.
-        with op.batch_alter_table("audit_log", copy_from=_audit_log(), recreate="always"):
-            pass
-    else:
-        op.drop_constraint(HASH_UNIQUE, "audit_log", type_="unique")
+    drop_unique(_audit_log(), HASH_UNIQUE)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table("audit_log", copy_from=_audit_log(), recreate="always") as batch:
-            batch.create_unique_constraint(HASH_UNIQUE, ["entry_hash"])
-    else:
-        op.create_unique_constraint(HASH_UNIQUE, "audit_log", ["entry_hash"])
+    add_unique(_audit_log(), "entry_hash", HASH_UNIQUE)
