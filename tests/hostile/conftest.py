@@ -2,6 +2,7 @@
 an event loop of its own so that synchronous fuzzers (schemathesis, hypothesis) can drive it."""
 
 import io
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 import requests
 import urllib3
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import settings
 
 from services.gateway.app import create_app as create_gateway
 from services.gateway.ratelimit import RateLimiter
@@ -24,6 +26,20 @@ from tests.recommendation.conftest import FAST_OUTBOX, PEERS, _intake_settings
 from tests.support.mesh import Mesh
 
 GATEWAY = "https://gateway"
+# A longer hunt than CI's: `SIAPNET_FUZZ_EXAMPLES=2000 make test` gives every fuzzer that many
+# examples on fresh random seeds. CI's runs are derandomized, so they fail the same way every time.
+DEEP_EXAMPLES = os.environ.get("SIAPNET_FUZZ_EXAMPLES")
+
+
+def fuzz_settings(examples: int, **changes: Any) -> settings:
+    """A fuzzer's hypothesis settings: `examples` derandomized, or a deep run's random ones."""
+    return settings(
+        max_examples=int(DEEP_EXAMPLES) if DEEP_EXAMPLES else examples,
+        derandomize=not DEEP_EXAMPLES,
+        deadline=None,
+        database=None,
+        **changes,
+    )
 
 
 @asynccontextmanager

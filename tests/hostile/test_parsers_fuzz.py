@@ -5,7 +5,8 @@ an office could send with a problem, never a 5xx.
 
 Hypothesis feeds them arbitrary text and bytes, arbitrary JSON (deep lists and objects, unicode,
 huge integers, non-finite floats, nulls), and valid documents with one part replaced. Runs are
-derandomized: a failure found here fails the same way on every run until it is fixed.
+derandomized: a failure found here fails the same way on every run until it is fixed (a deep run,
+`SIAPNET_FUZZ_EXAMPLES`, draws fresh ones: see `tests/hostile/conftest.py`).
 """
 
 import copy
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, given
 from hypothesis import strategies as st
 
 from shared import documents
@@ -40,14 +41,11 @@ from shared.signing import (
     verify,
 )
 from tests.conftest import submit
+from tests.hostile.conftest import fuzz_settings
 from tests.support.offices import OfficeSigner, example
 
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+FUZZ = fuzz_settings(
+    200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 KEY = KeyPair.generate()
 PANDEGLANG = OfficeSigner("bawaslu-36.01", key=KEY)

@@ -5,7 +5,8 @@ documents: its status, its media type, its headers and a body its schema admits.
 Schemathesis generates the requests from `/v1/openapi.json` as served, for a regency officer and
 for a national admin; then it runs them as workflows that follow the description's links (those
 it can infer, and those the description declares). Runs are derandomized:
-a failure found here fails the same way on every run until it is fixed.
+a failure found here fails the same way on every run until it is fixed (a deep run,
+`SIAPNET_FUZZ_EXAMPLES`, draws fresh ones: see `tests/hostile/conftest.py`).
 """
 
 import re
@@ -27,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from services.gateway.app import create_app
 from services.gateway.openapi import COMPACT_JWS
 from services.gateway.settings import GatewaySettings
-from tests.hostile.conftest import GATEWAY, Exchange
+from tests.hostile.conftest import GATEWAY, Exchange, fuzz_settings
 from tests.support.offices import OfficeSigner
 
 CHECKS = [
@@ -37,14 +38,8 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
 ]
-FUZZ = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-WORKFLOWS = settings(FUZZ, max_examples=30, stateful_step_count=10)
+FUZZ = fuzz_settings(30, suppress_health_check=list(HealthCheck))
+WORKFLOWS = settings(FUZZ, stateful_step_count=10)
 CALLERS = {
     "regency-officer": ("bawaslu-36.01", "officer"),
     "national-admin": ("bawaslu-ri", "admin"),
