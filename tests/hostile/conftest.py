@@ -26,8 +26,9 @@ from tests.recommendation.conftest import FAST_OUTBOX, PEERS, _intake_settings
 from tests.support.mesh import Mesh
 
 GATEWAY = "https://gateway"
-# A longer hunt than CI's: `SIAPNET_FUZZ_EXAMPLES=2000 make test` gives every fuzzer that many
-# examples on fresh random seeds. CI's runs are derandomized, so they fail the same way every time.
+# A longer hunt than CI's: `SIAPNET_FUZZ_EXAMPLES=500 make test PYTEST_ARGS=tests/hostile` gives
+# every fuzzer that many examples on fresh random seeds. CI's runs are derandomized, so a failure
+# there repeats on every run.
 DEEP_EXAMPLES = os.environ.get("SIAPNET_FUZZ_EXAMPLES")
 
 
