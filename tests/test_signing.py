@@ -1,16 +1,21 @@
 """Specification: ES256 keys, thumbprints and strict verification."""
 
+import gc
 import json
 import os
 import stat
+import sys
 
 import pytest
 
 from shared.signing import (
+    MAX_JSON_DEPTH,
+    JsonTooDeep,
     KeyPair,
     SignatureError,
     b64url_encode,
     jwks,
+    load_json,
     parse_public_jwk,
     thumbprint,
     verify,
@@ -128,3 +133,48 @@ def test_a_key_object_built_once_signs_and_verifies_like_a_fresh_one():
         }
         with pytest.raises(SignatureError):
             verify(by_first, typ="t", key_for={first.kid: second.public_jwk}.get)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_json_as_deep_as_the_limit_is_read_and_one_level_deeper_is_refused():
+    assert load_json(nested(MAX_JSON_DEPTH)) == json.loads(nested(MAX_JSON_DEPTH))
+    assert load_json('{"a":' * MAX_JSON_DEPTH + "1" + "}" * MAX_JSON_DEPTH)
+    for deeper in (nested(MAX_JSON_DEPTH + 1), '{"a":' * 33 + "1" + "}" * 33, "[" * 100_000):
+        with pytest.raises(JsonTooDeep):
+            load_json(deeper)
+
+
+def test_brackets_inside_strings_open_nothing():
+    text = json.dumps({"note": 'quoted \\" and [' * 50 + "{" * 50, "list": [[1]]})
+
+    assert load_json(text)["list"] == [[1]]
+    assert load_json(text.encode())["list"] == [[1]]
+
+
+def test_deep_json_is_refused_before_the_parser_recurses(monkeypatch):
+    """json.loads recursed as deep as the text went: a garbage collection near the recursion
+    limit then had no room to run its callbacks (CI caught the GC-pause metric failing so)."""
+    failed_callbacks = []
+    monkeypatch.setattr(sys, "unraisablehook", failed_callbacks.append)
+
+    def timed() -> None:
+        pass
+
+    def callback(phase: str, info: dict) -> None:
+        timed()  # a call inside the callback, as the metric's `observe` makes
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(callback)
+    gc.set_threshold(1)  # a collection at nearly every allocation, however deep
+    try:
+        for _ in range(20):
+            with pytest.raises(JsonTooDeep):
+                load_json("[" * 100_000)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(callback)
+
+    assert failed_callbacks == []
