@@ -3,14 +3,16 @@ the body cap and deadline, the security headers, and the operations routes (live
 readiness, published keys, metrics)."""
 
 import asyncio
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
@@ -34,7 +36,7 @@ from shared.problems import (
 )
 from shared.schemas import Health, JsonWebKeySet, Readiness
 from shared.settings import ServiceSettings
-from shared.signing import KeyPair, jwks
+from shared.signing import MAX_JSON_DEPTH, KeyPair, jwks, nests_deeper_than
 
 # For every service's `FastAPI(telemetry=...)`: FastAPI's own OpenTelemetry bridge, off. Once an
 # OpenTelemetry SDK is configured in the process, it hands each request's body (a password, a
@@ -47,6 +49,32 @@ NO_TELEMETRY: TelemetryConfig = {
     "logs": False,
     "operation_spans": False,
 }
+
+
+class DepthCheckedRequest(Request):
+    """A request whose JSON body is refused, as FastAPI refuses malformed JSON (422), when it
+    nests deeper than MAX_JSON_DEPTH: before `json.loads` recurses into it (see
+    `shared.signing.nests_deeper_than`)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            if nests_deeper_than(body):
+                raise json.JSONDecodeError(f"nests deeper than {MAX_JSON_DEPTH} levels", "", 0)
+            self._json = json.loads(body)
+        return self._json
+
+
+class JsonBodies(APIRoute):
+    """Every service's route class: FastAPI's, reading JSON bodies with DepthCheckedRequest."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def depth_checked(request: Request) -> Response:
+            return await handle(DepthCheckedRequest(request.scope, request.receive))
+
+        return depth_checked
 
 
 def database_session(request: Request) -> Iterator[Session]:

@@ -277,14 +277,18 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
 
 def field_errors(pydantic_errors: list[Any], prefix: tuple[str | int, ...] = ()) -> list[dict]:
     """Pydantic's error list as `[{field, message, type}]`, with no input values echoed back:
-    an invalid field may hold personal data."""
+    an invalid field may hold personal data. A body that is not JSON says why (the decoder's
+    reason names a position, never the text)."""
     errors = []
     for error in pydantic_errors:
         location = [*prefix, *(part for part in error["loc"] if part != "body")]
+        message = error["msg"]
+        if error["type"] == "json_invalid" and (reason := error.get("ctx", {}).get("error")):
+            message = f"{message}: {reason}"
         errors.append(
             {
                 "field": ".".join(str(part) for part in location) or "(root)",
-                "message": error["msg"],
+                "message": message,
                 "type": error["type"],
             }
         )

@@ -58,7 +58,7 @@ for _closer in b"]}":
     _DEPTH_STEP[_closer] = -1
 
 
-def _nests_deeper_than(raw: str | bytes, limit: int) -> bool:
+def nests_deeper_than(raw: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether JSON text nests arrays and objects deeper than `limit`, told without parsing it.
 
     `json.loads` recurses as deep as the text goes, up to Python's recursion limit; a garbage
@@ -75,7 +75,7 @@ def _nests_deeper_than(raw: str | bytes, limit: int) -> bool:
 def load_json(raw: str | bytes) -> Any:
     """`json.loads`, refusing with JsonTooDeep (a ValueError) what nests deeper than
     MAX_JSON_DEPTH before the parser sees it."""
-    if _nests_deeper_than(raw, MAX_JSON_DEPTH):
+    if nests_deeper_than(raw):
         raise JsonTooDeep(f"nests deeper than {MAX_JSON_DEPTH} levels")
     return json.loads(raw)
 

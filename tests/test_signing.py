@@ -1,10 +1,8 @@
 """Specification: ES256 keys, thumbprints and strict verification."""
 
-import gc
 import json
 import os
 import stat
-import sys
 
 import pytest
 
@@ -20,6 +18,7 @@ from shared.signing import (
     thumbprint,
     verify,
 )
+from tests.support.collector import collecting_at_every_allocation
 
 
 def test_the_kid_is_the_rfc7638_thumbprint_of_the_public_key():
@@ -154,27 +153,12 @@ def test_brackets_inside_strings_open_nothing():
     assert load_json(text.encode())["list"] == [[1]]
 
 
-def test_deep_json_is_refused_before_the_parser_recurses(monkeypatch):
+def test_deep_json_is_refused_before_the_parser_recurses():
     """json.loads recursed as deep as the text went: a garbage collection near the recursion
     limit then had no room to run its callbacks (CI caught the GC-pause metric failing so)."""
-    failed_callbacks = []
-    monkeypatch.setattr(sys, "unraisablehook", failed_callbacks.append)
-
-    def timed() -> None:
-        pass
-
-    def callback(phase: str, info: dict) -> None:
-        timed()  # a call inside the callback, as the metric's `observe` makes
-
-    threshold = gc.get_threshold()
-    gc.callbacks.append(callback)
-    gc.set_threshold(1)  # a collection at nearly every allocation, however deep
-    try:
+    with collecting_at_every_allocation() as failed_callbacks:
         for _ in range(20):
             with pytest.raises(JsonTooDeep):
                 load_json("[" * 100_000)
-    finally:
-        gc.set_threshold(*threshold)
-        gc.callbacks.remove(callback)
 
     assert failed_callbacks == []

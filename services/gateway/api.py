@@ -30,7 +30,7 @@ from services.gateway.openapi import (
 )
 from services.gateway.routing import Upstreams, merge_totals, relayed
 from shared import regions
-from shared.api import SessionDep, read_compact_jws
+from shared.api import JsonBodies, SessionDep, read_compact_jws
 from shared.identity import Caller, current_caller
 from shared.problems import (
     Conflict,
@@ -67,7 +67,7 @@ from shared.schemas import (
 )
 from shared.signing import jwks
 
-router = APIRouter()
+router = APIRouter(route_class=JsonBodies)
 
 
 def segment(value: str) -> str:

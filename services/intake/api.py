@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from services.intake import service
 from services.intake.models import OfficeKey
 from services.intake.settings import IntakeSettings
-from shared.api import SessionDep, read_compact_jws
+from shared.api import JsonBodies, SessionDep, read_compact_jws
 from shared.documents import STATUS_TYP
 from shared.identity import AdminCaller, CurrentCaller, OptionalCaller
 from shared.peers import PeerUnavailable, sender_of
@@ -29,7 +29,7 @@ from shared.schemas import (
 )
 from shared.signing import SignatureError
 
-router = APIRouter()
+router = APIRouter(route_class=JsonBodies)
 
 
 def settings_of(request: Request) -> IntakeSettings:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from services.recommendation import service
 from services.recommendation.models import Recommendation, StatusChange
 from shared import documents
-from shared.api import SessionDep, read_compact_jws
+from shared.api import JsonBodies, SessionDep, read_compact_jws
 from shared.identity import CurrentCaller
 from shared.peers import PeerUnavailable, sender_of
 from shared.problems import InvalidSignature, MalformedRequest, ServiceUnavailable
@@ -25,7 +25,7 @@ from shared.schemas import (
 )
 from shared.signing import SignatureError, Verified, unverified_payload
 
-router = APIRouter()
+router = APIRouter(route_class=JsonBodies)
 
 
 class Acknowledgement(BaseModel):

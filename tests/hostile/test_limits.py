@@ -19,6 +19,7 @@ from shared.documents import RECOMMENDATION_TYP, STATUS_TYP
 from shared.problems import PROBLEM_MEDIA_TYPE
 from shared.signing import MAX_JSON_DEPTH, KeyPair, b64url_encode
 from tests.conftest import submit
+from tests.support.collector import collecting_at_every_allocation
 from tests.support.offices import OfficeSigner
 from tests.support.servers import ThreadedServer
 
@@ -108,6 +109,23 @@ async def test_deeply_nested_json_to_a_gateway_json_endpoint_is_a_4xx_problem(
 
     assert_problem(answer, 400, 422)
     assert_no_crash_logged(logs)
+
+
+async def test_deep_json_to_a_json_endpoint_never_takes_the_parser_to_the_recursion_limit(
+    front, gateway
+):
+    """JSON bodies are read by `shared.api.DepthCheckedRequest`: json.loads never recursed into
+    this, so no garbage collection found itself without room to run its callbacks."""
+    headers = await front.headers_for("bawaslu-ri", "admin")
+
+    with collecting_at_every_allocation() as failed_callbacks:
+        answer = await gateway.post(
+            "/v1/accounts", content=nested_arrays(DEEP), headers={**headers, **JSON}
+        )
+
+    problem = assert_problem(answer, 422)
+    assert "nests deeper than" in json.dumps(problem)
+    assert failed_callbacks == []
 
 
 async def test_deeply_nested_json_in_the_token_form_is_a_4xx_problem(front, gateway, logs):
