@@ -194,8 +194,12 @@ class OutboxRelay:
                     log.exception("outbox pass failed", extra={"relay": self.name})
                     delivered = 0
                 if delivered < self.batch_size:
+                    # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                    # arrives in the turn the wake does, and the service's shutdown then
+                    # waits for this relay for ever. asyncio.timeout tells the two apart.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                        async with asyncio.timeout(self.poll_seconds):
+                            await self._wake.wait()
                     self._wake.clear()
 
     async def deliver_due(self, client: ServiceClient) -> int:

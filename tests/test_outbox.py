@@ -197,3 +197,24 @@ async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
 
     assert stored.state == "failed"
     assert [(a.status_code, a.outcome) for a in attempts] == [(422, "failed")]
+
+
+async def test_a_relay_stops_when_cancelled_even_at_the_moment_it_is_woken(database_url):
+    """A service's shutdown cancels its relay and waits for it. Python 3.11's `asyncio.wait_for`
+    returns normally, swallowing the cancellation, when what it waits for finishes in the same
+    turn of the loop, as a wake from a request just committed does; the relay then ran on and
+    the shutdown waited for ever (a CI run hung in a teardown)."""
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    relay = outbox.OutboxRelay(database, resolve=lambda _: "http://127.0.0.1:9", poll_seconds=30)
+    try:
+        for _ in range(3):
+            task = asyncio.create_task(relay.run())
+            await asyncio.sleep(0.05)  # the relay has found nothing due and waits to be woken
+            relay.wake()
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=2)
+            assert done == {task}, "the relay ran on after it was cancelled"
+            assert task.cancelled()
+    finally:
+        database.dispose()
