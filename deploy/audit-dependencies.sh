@@ -34,7 +34,19 @@ from concurrent.futures import ThreadPoolExecutor
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-PYPI = os.environ.get("PYPI_JSON_URL", "https://pypi.org/pypi")
+
+
+def json_api() -> str:
+    """Where the package index answers about projects: PYPI_JSON_URL, or else the JSON API of the
+    index pip itself defaults to (pip names that host; this script does not)."""
+    if configured := os.environ.get("PYPI_JSON_URL"):
+        return configured.rstrip("/")
+    from pip._internal.models.index import PyPI
+
+    return PyPI.pypi_url
+
+
+PYPI = json_api()
 started = time.monotonic()
 requirements, accepted = sys.argv[1], set(sys.argv[2:])
 pins, unaudited = {}, []
