@@ -165,16 +165,21 @@ class ProcessExchange:
         except OSError:
             return ""
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 15) -> dict[str, int | None]:
+        """SIGTERM to every service; each one's exit code, or None for one that was still
+        running `timeout` seconds later and had to be killed."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
+        codes: dict[str, int | None] = {}
+        for name, process in self.processes.items():
             try:
-                process.wait(timeout=15)
+                codes[name] = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+                codes[name] = None
+        return codes
 
 
 class ServiceDidNotComeBack(AssertionError):

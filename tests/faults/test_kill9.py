@@ -22,6 +22,7 @@ spacing of the kills; thread timing still varies from run to run.
 
 import os
 import random
+import signal
 import statistics
 
 import pytest
@@ -127,3 +128,8 @@ def test_kill9_at_random_moments_loses_nothing_and_applies_nothing_twice(process
     assert statuses_through_gateway(exchange, regions.NATIONAL_OFFICE) == {
         case.id: case.final_status for case in cases if case.forwarded
     }
+    # And, after all of that, every service stops on its own when asked to: its requests and
+    # its relay finished, and then (as uvicorn does) ended by the signal it was sent.
+    assert exchange.stop_all() == dict.fromkeys(SERVICES, -signal.SIGTERM)
+    for service in SERVICES:
+        assert "Application shutdown complete" in exchange.tail(service, lines=5), service
