@@ -5,7 +5,8 @@ Every attempt is recorded. Failed attempts are retried with capped exponential b
 after `max_attempts` (or a refusal no retry can cure) the message is marked `failed`. A relay
 claims rows with a lease taken under `FOR UPDATE SKIP LOCKED`, so two relays on PostgreSQL never
 deliver the same row at once; a relay that dies mid-delivery loses its lease and the row is
-retried, and receivers are idempotent on the document id, so a message takes effect once.
+retried once the lease ends (a relay that is stopped hands its leases back at once), and
+receivers are idempotent on the document id, so a message takes effect once.
 """
 
 import asyncio
@@ -207,7 +208,16 @@ class OutboxRelay:
         claimed = await self.database.run(self._claim)
         if not claimed:
             return 0
-        attempts = await asyncio.gather(*(self._deliver(client, message) for message in claimed))
+        try:
+            attempts = await asyncio.gather(
+                *(self._deliver(client, message) for message in claimed)
+            )
+        except asyncio.CancelledError:
+            # The service is stopping: hand the messages back now, not when their lease runs
+            # out, so that the next start (a rolling restart's) delivers them at once. One the
+            # peer took meanwhile is taken once, like any retry.
+            self._release(claimed)
+            raise
         await self.database.run(self._record, attempts)
         return len(claimed)
 
@@ -234,6 +244,19 @@ class OutboxRelay:
                     )
                 )
         return [Claimed(*row) for row in due]
+
+    def _release(self, claimed: list[Claimed]) -> None:
+        c = MESSAGES.c
+        try:
+            with self.database.engine.begin() as connection:
+                connection.execute(
+                    update(MESSAGES)
+                    .where(c.id.in_([message.id for message in claimed]))
+                    .where(c.lease_owner == self.name)
+                    .values(lease_owner=None, leased_until=None)
+                )
+        except Exception:
+            log.warning("could not hand back leased messages; they wait for their lease to end")
 
     async def _deliver(self, client: ServiceClient, message: Claimed) -> Attempt:
         started = utcnow()

@@ -218,3 +218,58 @@ async def test_a_relay_stops_when_cancelled_even_at_the_moment_it_is_woken(datab
             assert task.cancelled()
     finally:
         database.dispose()
+
+
+async def test_a_relay_stopped_mid_delivery_hands_its_messages_back_at_once(database_url):
+    """A stopped service (a rolling restart) leaves no message waiting out a lease: the next
+    relay delivers it straight away, not 30 seconds later."""
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    with database.session() as session:
+        message_id = outbox.enqueue(
+            session,
+            document_id=str(uuid.uuid4()),
+            destination="peer",
+            path="/exchange/v1/envelopes",
+            body="an envelope",
+        )
+        session.commit()
+    asked = asyncio.Event()
+
+    async def never_answers(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        asked.set()
+        await reader.read()  # until the relay hangs up
+
+    hanging = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    hanging_url = f"http://127.0.0.1:{hanging.sockets[0].getsockname()[1]}"
+    receiver = Receiver()
+    server = ThreadedServer(receiver.app).start()
+    try:
+        stopping = outbox.OutboxRelay(database, resolve=lambda _: hanging_url)
+        task = asyncio.create_task(stopping.run())
+        await asyncio.wait_for(asked.wait(), timeout=10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with database.session() as session:
+            handed_back = session.get(outbox.OutboxMessage, message_id)
+        assert (handed_back.state, handed_back.lease_owner, handed_back.attempts) == (
+            "pending",
+            None,
+            0,
+        )
+
+        started = time.monotonic()
+        async with ServiceClient(timeout=10) as client:
+            delivered = await outbox.OutboxRelay(
+                database, resolve=lambda _: server.url
+            ).deliver_due(client)
+        assert delivered == 1
+        assert time.monotonic() - started < 5
+    finally:
+        server.stop()
+        hanging.close()
+        await hanging.wait_closed()
+        database.dispose()
+    assert receiver.bodies == [b"an envelope"]
