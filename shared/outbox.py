@@ -11,8 +11,10 @@ receivers are idempotent on the document id, so a message takes effect once.
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,14 @@ log = logging.getLogger("siapnet.outbox")
 JOSE_MEDIA_TYPE = "application/jose"
 # A refusal about the message itself: sending the same bytes again cannot succeed.
 PERMANENT_REFUSALS = frozenset({400, 413, 415, 422})
+# Paths whose messages a peer also takes several to a request, and where: one request, and one
+# round of the peer's HTTP and middleware, for up to BATCH_MESSAGES messages and BATCH_BYTES.
+BATCH_PATHS = {"/exchange/v1/envelopes": "/exchange/v1/envelope-batches"}
+BATCH_MESSAGES = 50
+BATCH_BYTES = 512 * 1024
+# A peer that answers a batch 404 or 405 runs code from before batches: it gets its messages
+# one to a request for this long before a batch is tried again.
+SINGLES_SECONDS = 600.0
 
 
 class DeliveryState(StrEnum):
@@ -179,6 +189,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.name = name or f"relay-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
+        self._singles_until: dict[str, float] = {}  # peer -> monotonic time
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (call after committing new messages)."""
@@ -209,8 +220,8 @@ class OutboxRelay:
         if not claimed:
             return 0
         try:
-            attempts = await asyncio.gather(
-                *(self._deliver(client, message) for message in claimed)
+            delivered = await asyncio.gather(
+                *(self._deliver_all(client, group) for group in self._requests(claimed))
             )
         except asyncio.CancelledError:
             # The service is stopping: hand the messages back now, not when their lease runs
@@ -218,8 +229,66 @@ class OutboxRelay:
             # peer took meanwhile is taken once, like any retry.
             self._release(claimed)
             raise
+        attempts = [attempt for group in delivered for attempt in group]
         await self.database.run(self._record, attempts)
         return len(claimed)
+
+    def _requests(self, claimed: list[Claimed]) -> list[list[Claimed]]:
+        """The messages as requests: those a peer takes in batches grouped by peer and path,
+        within the batch limits; every other message alone."""
+        requests: list[list[Claimed]] = []
+        open_batches: dict[tuple[str, str], tuple[list[Claimed], int]] = {}
+        now = time.monotonic()
+        for message in claimed:
+            batchable = (
+                message.path in BATCH_PATHS
+                and self._singles_until.get(message.destination, 0.0) <= now
+                and len(message.body) <= BATCH_BYTES
+            )
+            if not batchable:
+                requests.append([message])
+                continue
+            key = (message.destination, message.path)
+            batch, size = open_batches.get(key, ([], 0))
+            if len(batch) == BATCH_MESSAGES or size + len(message.body) > BATCH_BYTES:
+                batch, size = [], 0
+            if not batch:
+                requests.append(batch)
+            batch.append(message)
+            open_batches[key] = (batch, size + len(message.body))
+        return requests
+
+    async def _deliver_all(self, client: ServiceClient, messages: list[Claimed]) -> list[Attempt]:
+        if len(messages) == 1:
+            return [await self._deliver(client, messages[0])]
+        started = utcnow()
+        first = messages[0]
+        try:
+            url = self.resolve(first.destination).rstrip("/") + BATCH_PATHS[first.path]
+            response = await client.post(
+                url,
+                content=json.dumps({"envelopes": [message.body for message in messages]}).encode(),
+                headers={"content-type": "application/json", REQUEST_ID_HEADER: str(uuid.uuid4())},
+            )
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return [Attempt(m, started, utcnow() - started, None, error) for m in messages]
+        elapsed = utcnow() - started
+        if response.status_code in (404, 405) or response.status_code in PERMANENT_REFUSALS:
+            # Older code at the peer, or this batch refused as a whole: then each message
+            # alone, to be answered for itself.
+            if response.status_code in (404, 405):
+                self._singles_until[first.destination] = time.monotonic() + SINGLES_SECONDS
+            return list(
+                await asyncio.gather(*(self._deliver(client, message) for message in messages))
+            )
+        outcomes = _batch_outcomes(response, len(messages))
+        if isinstance(outcomes, str):
+            return [Attempt(m, started, elapsed, response.status_code, outcomes) for m in messages]
+        return [
+            Attempt(message, started, elapsed, code, error)
+            for message, (code, error) in zip(messages, outcomes, strict=True)
+        ]
 
     def _claim(self) -> list[Claimed]:
         now = utcnow()
@@ -371,6 +440,29 @@ class OutboxRelay:
             ).all()
         found = {str(state): count for state, count in counts}
         return {"pending": found.get("pending", 0), "failed": found.get("failed", 0)}
+
+
+def _batch_outcomes(response: httpx.Response, count: int) -> list[tuple[int, str | None]] | str:
+    """Each message's status and error from a batch's answer, or why the answer is no use
+    (then every message of the batch is tried again)."""
+    if not response.is_success:
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+    try:
+        results = response.json()["results"]
+        statuses = [int(result["status"]) for result in results]
+    except (ValueError, TypeError, KeyError):
+        return f"HTTP {response.status_code}: an unreadable batch answer"
+    if len(statuses) != count:
+        return f"HTTP {response.status_code}: {len(statuses)} results for {count} messages"
+    outcomes: list[tuple[int, str | None]] = []
+    for code, result in zip(statuses, results, strict=True):
+        if 200 <= code < 300:
+            outcomes.append((code, None))
+            continue
+        problem = result.get("problem") if isinstance(result.get("problem"), dict) else {}
+        about = problem.get("detail") or problem.get("title") or ""
+        outcomes.append((code, f"HTTP {code}: {about}"[:500]))
+    return outcomes
 
 
 def attempts_of(session: Session, message_id: str) -> list[OutboxAttempt]:

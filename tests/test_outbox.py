@@ -273,3 +273,107 @@ async def test_a_relay_stopped_mid_delivery_hands_its_messages_back_at_once(data
         await hanging.wait_closed()
         database.dispose()
     assert receiver.bodies == [b"an envelope"]
+
+
+def enqueued(database: Database, bodies: list[str], destination: str = "peer") -> list[str]:
+    with database.session() as session:
+        ids = [
+            outbox.enqueue(
+                session,
+                document_id=str(uuid.uuid4()),
+                destination=destination,
+                path="/exchange/v1/envelopes",
+                body=body,
+            )
+            for body in bodies
+        ]
+        session.commit()
+    return ids
+
+
+async def one_pass(database: Database, url: str) -> int:
+    async with ServiceClient(timeout=10) as client:
+        return await outbox.OutboxRelay(database, resolve=lambda _: url).deliver_due(client)
+
+
+def outcomes(database: Database, ids: list[str]) -> list[tuple[str, list[int | None]]]:
+    with database.session() as session:
+        return [
+            (
+                session.get(outbox.OutboxMessage, message_id).state,
+                [attempt.status_code for attempt in outbox.attempts_of(session, message_id)],
+            )
+            for message_id in ids
+        ]
+
+
+async def test_envelopes_due_together_go_to_their_peer_in_one_request(database_url):
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    bodies = [f"envelope-{n}" for n in range(5)]
+    ids = enqueued(database, bodies)
+    receiver = Receiver(batches=True)
+    server = ThreadedServer(receiver.app).start()
+    try:
+        assert await one_pass(database, server.url) == 5
+    finally:
+        server.stop()
+    assert receiver.batch_sizes == [5]
+    assert receiver.by_request_id == {}  # not one of them alone
+    assert sorted(receiver.bodies) == sorted(body.encode() for body in bodies)
+    assert outcomes(database, ids) == [("delivered", [201])] * 5
+    database.dispose()
+
+
+async def test_each_envelope_of_a_batch_is_settled_by_its_own_answer(database_url):
+    """A refusal no retry can cure fails only its envelope; a 503 leaves only its envelope to
+    be tried again; the rest are delivered."""
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    ids = enqueued(database, ["good", "forged", "peer-busy", "also-good"])
+    receiver = Receiver(batches=True, answers={b"forged": 422, b"peer-busy": 503})
+    server = ThreadedServer(receiver.app).start()
+    try:
+        await one_pass(database, server.url)
+    finally:
+        server.stop()
+    assert outcomes(database, ids) == [
+        ("delivered", [201]),
+        ("failed", [422]),
+        ("pending", [503]),
+        ("delivered", [201]),
+    ]
+    with database.session() as session:
+        assert session.get(outbox.OutboxMessage, ids[1]).last_error == "HTTP 422: refused 422"
+    database.dispose()
+
+
+async def test_a_peer_that_takes_no_batches_gets_each_envelope_alone(database_url):
+    """Code from before batches answers a batch 404: the same pass sends each envelope alone,
+    and later passes do not try a batch again for a while."""
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    receiver = Receiver(batches=False)
+    server = ThreadedServer(receiver.app).start()
+    try:
+        async with ServiceClient(timeout=10) as client:
+            relay = outbox.OutboxRelay(database, resolve=lambda _: server.url)
+            first = enqueued(database, ["a", "b", "c"])
+            assert await relay.deliver_due(client) == 3
+            then = enqueued(database, ["d", "e"])
+            assert await relay.deliver_due(client) == 2
+    finally:
+        server.stop()
+    assert receiver.batch_sizes == [3]
+    assert sorted(receiver.bodies) == [b"a", b"b", b"c", b"d", b"e"]
+    assert outcomes(database, first + then) == [("delivered", [202])] * 5
+    database.dispose()
+
+
+async def test_a_batch_that_goes_unanswered_is_tried_again_whole(database_url):
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    ids = enqueued(database, ["a", "b"])
+    assert await one_pass(database, f"http://127.0.0.1:{free_port()}") == 2  # nobody listens
+    assert outcomes(database, ids) == [("pending", [None])] * 2
+    database.dispose()

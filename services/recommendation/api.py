@@ -1,20 +1,21 @@
 """The recommendation service's routes: the exchange doors for signed documents, the lifecycle,
 and reads. Thin: each reads the request, calls `service`, shapes the answer."""
 
+import asyncio
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from services.recommendation import service
 from services.recommendation.models import Recommendation, StatusChange
-from shared import documents
+from shared import documents, outbox
 from shared.api import JsonBodies, SessionDep, read_compact_jws
 from shared.identity import CurrentCaller
 from shared.peers import PeerUnavailable, sender_of
-from shared.problems import InvalidSignature, MalformedRequest, ServiceUnavailable
+from shared.problems import InvalidSignature, MalformedRequest, Problem, ServiceUnavailable
 from shared.schemas import (
     PAGE_LIMIT_MAX,
     HistoryEntry,
@@ -30,6 +31,24 @@ router = APIRouter(route_class=JsonBodies)
 
 class Acknowledgement(BaseModel):
     acknowledgement: str = Field(description="siapnet-receipt+jws naming the received document")
+
+
+class EnvelopeBatch(BaseModel):
+    envelopes: list[str] = Field(
+        min_length=1,
+        max_length=outbox.BATCH_MESSAGES,
+        description="siapnet-envelope+jws documents, each in compact form",
+    )
+
+
+class BatchOutcome(BaseModel):
+    status: int = Field(description="what POST /exchange/v1/envelopes answers for this envelope")
+    acknowledgement: str | None = Field(None, description="as that answer's, when it is 200 or 201")
+    problem: dict[str, Any] | None = Field(None, description="as that answer's, when it is not")
+
+
+class BatchAcknowledgement(BaseModel):
+    results: list[BatchOutcome] = Field(description="one for each envelope, in the batch's order")
 
 
 def summary(recommendation: Recommendation) -> RecommendationSummary:
@@ -95,7 +114,43 @@ async def verified_from_peer(request: Request, compact: str, typ: str) -> tuple[
     tags=["exchange"],
 )
 async def receive_envelope(request: Request, response: Response) -> Acknowledgement:
-    compact = await read_compact_jws(request)
+    arrival = await _hold_envelope(request, await read_compact_jws(request))
+    if not arrival.created:
+        response.status_code = status.HTTP_200_OK
+    return Acknowledgement(acknowledgement=arrival.acknowledgement)
+
+
+@router.post(
+    "/exchange/v1/envelope-batches",
+    response_model=BatchAcknowledgement,
+    operation_id="receive_envelope_batch",
+    tags=["exchange"],
+)
+async def receive_envelope_batch(request: Request, batch: EnvelopeBatch) -> BatchAcknowledgement:
+    """Several envelopes in one request, each taken as `POST /exchange/v1/envelopes` takes it,
+    in its own transaction, with its own answer: a refused one changes nothing and holds up no
+    other. An error that is no answer about an envelope (the database gone) fails the whole
+    request, and the sender sends the batch again; what was stored answers 200 then."""
+    results = []
+    for compact in batch.envelopes:
+        try:
+            if not compact.isascii():
+                raise MalformedRequest("a compact JWS is ASCII only")
+            arrival = await _hold_envelope(request, compact.strip())
+        except Problem as refusal:
+            results.append(BatchOutcome(status=refusal.status, problem=refusal.body()))
+        else:
+            results.append(
+                BatchOutcome(
+                    status=status.HTTP_201_CREATED if arrival.created else status.HTTP_200_OK,
+                    acknowledgement=arrival.acknowledgement,
+                )
+            )
+        await asyncio.sleep(0)  # each envelope's work runs on the loop (SQLite): let requests in
+    return BatchAcknowledgement(results=results)
+
+
+async def _hold_envelope(request: Request, compact: str) -> service.Arrival:
     verified, sender = await verified_from_peer(request, compact, documents.ENVELOPE_TYP)
 
     def hold() -> service.Arrival:
@@ -108,10 +163,7 @@ async def receive_envelope(request: Request, response: Response) -> Acknowledgem
                 context=request.app.state.context,
             )
 
-    arrival = await request.app.state.database.run(hold)
-    if not arrival.created:
-        response.status_code = status.HTTP_200_OK
-    return Acknowledgement(acknowledgement=arrival.acknowledgement)
+    return await request.app.state.database.run(hold)
 
 
 @router.post(

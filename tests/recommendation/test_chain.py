@@ -5,6 +5,7 @@ import pytest
 from sqlmodel import select
 
 from shared.outbox import OutboxMessage
+from tests.conftest import submit
 from tests.recommendation.conftest import eventually
 
 pytestmark = pytest.mark.anyio
@@ -118,3 +119,64 @@ async def test_a_returned_recommendation_can_be_corrected_by_a_superseding_one(s
         )
     ).json()
     assert detail["supersedes"] == rec
+
+
+async def test_a_batch_of_envelopes_is_answered_envelope_by_envelope(system):
+    """`POST /exchange/v1/envelope-batches` takes each envelope as the single door does, with
+    that door's answer: stored once, a repeat acknowledged, a forgery refused and not stored."""
+    system.mesh.down.add("province")  # intake's relay cannot deliver: the envelopes wait
+    office = await system.office()
+    ids = [(await submit(system.intake, office.sign())).json()["document_id"] for _ in range(2)]
+    with system.intake.app.state.database.session() as session:
+        envelopes = {
+            message.document_id: message.body for message in session.exec(select(OutboxMessage))
+        }
+    first, second = (envelopes[document_id] for document_id in ids)
+    header, payload, _ = first.split(".")
+    forged = f"{header}.{payload}.{second.split('.')[2]}"  # another envelope's signature
+    single_answer = await system.province.post(
+        "/exchange/v1/envelopes", content=forged, headers={"content-type": "application/jose"}
+    )
+
+    answer = await system.province.post(
+        "/exchange/v1/envelope-batches",
+        json={"envelopes": [first, second, first, forged, "not a JWS", "ünï.cödé.jws"]},
+    )
+
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [result["status"] for result in results] == [
+        201,
+        201,
+        200,
+        single_answer.status_code,
+        400,
+        400,
+    ]
+    assert single_answer.status_code == 401
+    refusal = {k: v for k, v in single_answer.json().items() if k != "instance"}
+    assert results[3]["problem"] == refusal
+    assert all(result["acknowledgement"] for result in results[:3])
+    listing = await system.province.get(
+        "/v1/recommendations", headers=system.as_office("bawaslu-36")
+    )
+    assert sorted(item["id"] for item in listing.json()["items"]) == sorted(ids)
+
+
+async def test_a_batch_too_large_or_malformed_is_refused_whole_and_changes_nothing(system):
+    too_many = await system.province.post(
+        "/exchange/v1/envelope-batches", json={"envelopes": ["x.y.z"] * 51}
+    )
+    empty = await system.province.post("/exchange/v1/envelope-batches", json={"envelopes": []})
+    not_json = await system.province.post(
+        "/exchange/v1/envelope-batches",
+        content=b"x.y.z",
+        headers={"content-type": "application/jose"},
+    )
+    for answer in (too_many, empty, not_json):
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+    listing = await system.province.get(
+        "/v1/recommendations", headers=system.as_office("bawaslu-36")
+    )
+    assert listing.json()["items"] == []
