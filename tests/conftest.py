@@ -12,6 +12,7 @@ import pytest
 
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
+from shared.db import Database
 from shared.identity import mint_access_token
 from shared.signing import KeyPair, jwks
 from tests.support.offices import OfficeSigner
@@ -120,6 +121,18 @@ def database_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/service.db"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A service's database at head, with no service around it: intake's, whose schema has the
+    outbox and the audit log every service keeps."""
+    from services.intake.app import MIGRATIONS
+
+    database = Database(database_url, MIGRATIONS)
+    database.upgrade()
+    yield database
+    database.dispose()
 
 
 def recommendation_settings(tmp_path: Path, tier: str, **changes):

@@ -4,14 +4,12 @@
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from services.intake.app import MIGRATIONS
 from shared import audit, outbox
 from shared.cli import app as cli
 from shared.db import Database
@@ -19,15 +17,6 @@ from tests.conftest import submit
 from tests.support.offices import example
 
 THREADS = 20
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """A service database migrated to head: the audit log exactly as a service has it."""
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def record(database: Database, count: int) -> None:

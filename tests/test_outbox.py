@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from services.intake.app import MIGRATIONS, create_app
+from services.intake.app import create_app
 from shared import outbox
 from shared.db import Database
 from shared.documents import ENVELOPE_TYP
@@ -39,6 +39,38 @@ def fast_retries(settings, **changes):
             **changes,
         }
     )
+
+
+def enqueued(database: Database, bodies: list[str], destination: str = "peer") -> list[str]:
+    with database.session() as session:
+        ids = [
+            outbox.enqueue(
+                session,
+                document_id=str(uuid.uuid4()),
+                destination=destination,
+                path="/exchange/v1/envelopes",
+                body=body,
+            )
+            for body in bodies
+        ]
+        session.commit()
+    return ids
+
+
+async def one_pass(database: Database, url: str) -> int:
+    async with ServiceClient(timeout=10) as client:
+        return await outbox.OutboxRelay(database, resolve=lambda _: url).deliver_due(client)
+
+
+def outcomes(database: Database, ids: list[str]) -> list[tuple[str, list[int | None]]]:
+    with database.session() as session:
+        return [
+            (
+                session.get(outbox.OutboxMessage, message_id).state,
+                [attempt.status_code for attempt in outbox.attempts_of(session, message_id)],
+            )
+            for message_id in ids
+        ]
 
 
 async def test_a_peer_that_is_down_for_a_while_gets_every_envelope_exactly_once_when_back(
@@ -136,19 +168,8 @@ def test_backoff_grows_exponentially_is_jittered_and_capped():
     assert len(set(delays[3])) > 100  # jittered
 
 
-async def test_two_relays_never_deliver_the_same_message(database_url):
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
-    with database.session() as session:
-        for _ in range(200):
-            outbox.enqueue(
-                session,
-                document_id=str(uuid.uuid4()),
-                destination="recommendation-province-36",
-                path="/exchange/v1/envelopes",
-                body="envelope",
-            )
-        session.commit()
+async def test_two_relays_never_deliver_the_same_message(database):
+    enqueued(database, ["envelope"] * 200, destination="recommendation-province-36")
     receiver = Receiver(delay_seconds=0.002)
     server = ThreadedServer(receiver.app).start()
     relays = [
@@ -164,25 +185,14 @@ async def test_two_relays_never_deliver_the_same_message(database_url):
     finally:
         server.stop()
         states = relays[0].depth()
-        database.dispose()
 
     assert len(receiver.by_request_id) == 200
     assert set(receiver.by_request_id.values()) == {1}
     assert states == {"pending": 0, "failed": 0}
 
 
-async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
-    with database.session() as session:
-        message_id = outbox.enqueue(
-            session,
-            document_id=str(uuid.uuid4()),
-            destination="peer",
-            path="/exchange/v1/envelopes",
-            body="not an envelope",
-        )
-        session.commit()
+async def test_a_refusal_no_retry_can_cure_fails_at_once(database):
+    [message_id] = enqueued(database, ["not an envelope"])
     server = ThreadedServer(Receiver(answer=422).app).start()
     relay = outbox.OutboxRelay(database, resolve=lambda _: server.url)
     try:
@@ -193,47 +203,31 @@ async def test_a_refusal_no_retry_can_cure_fails_at_once(database_url):
     with database.session() as session:
         stored = session.get(outbox.OutboxMessage, message_id)
         attempts = outbox.attempts_of(session, message_id)
-    database.dispose()
 
     assert stored.state == "failed"
     assert [(a.status_code, a.outcome) for a in attempts] == [(422, "failed")]
 
 
-async def test_a_relay_stops_when_cancelled_even_at_the_moment_it_is_woken(database_url):
+async def test_a_relay_stops_when_cancelled_even_at_the_moment_it_is_woken(database):
     """A service's shutdown cancels its relay and waits for it. Python 3.11's `asyncio.wait_for`
     returns normally, swallowing the cancellation, when what it waits for finishes in the same
     turn of the loop, as a wake from a request just committed does; the relay then ran on and
     the shutdown waited for ever (a CI run hung in a teardown)."""
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
     relay = outbox.OutboxRelay(database, resolve=lambda _: "http://127.0.0.1:9", poll_seconds=30)
-    try:
-        for _ in range(3):
-            task = asyncio.create_task(relay.run())
-            await asyncio.sleep(0.05)  # the relay has found nothing due and waits to be woken
-            relay.wake()
-            task.cancel()
-            done, _ = await asyncio.wait([task], timeout=2)
-            assert done == {task}, "the relay ran on after it was cancelled"
-            assert task.cancelled()
-    finally:
-        database.dispose()
+    for _ in range(3):
+        task = asyncio.create_task(relay.run())
+        await asyncio.sleep(0.05)  # the relay has found nothing due and waits to be woken
+        relay.wake()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert done == {task}, "the relay ran on after it was cancelled"
+        assert task.cancelled()
 
 
-async def test_a_relay_stopped_mid_delivery_hands_its_messages_back_at_once(database_url):
+async def test_a_relay_stopped_mid_delivery_hands_its_messages_back_at_once(database):
     """A stopped service (a rolling restart) leaves no message waiting out a lease: the next
     relay delivers it straight away, not 30 seconds later."""
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
-    with database.session() as session:
-        message_id = outbox.enqueue(
-            session,
-            document_id=str(uuid.uuid4()),
-            destination="peer",
-            path="/exchange/v1/envelopes",
-            body="an envelope",
-        )
-        session.commit()
+    [message_id] = enqueued(database, ["an envelope"])
     asked = asyncio.Event()
 
     async def never_answers(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
@@ -271,45 +265,10 @@ async def test_a_relay_stopped_mid_delivery_hands_its_messages_back_at_once(data
         server.stop()
         hanging.close()
         await hanging.wait_closed()
-        database.dispose()
     assert receiver.bodies == [b"an envelope"]
 
 
-def enqueued(database: Database, bodies: list[str], destination: str = "peer") -> list[str]:
-    with database.session() as session:
-        ids = [
-            outbox.enqueue(
-                session,
-                document_id=str(uuid.uuid4()),
-                destination=destination,
-                path="/exchange/v1/envelopes",
-                body=body,
-            )
-            for body in bodies
-        ]
-        session.commit()
-    return ids
-
-
-async def one_pass(database: Database, url: str) -> int:
-    async with ServiceClient(timeout=10) as client:
-        return await outbox.OutboxRelay(database, resolve=lambda _: url).deliver_due(client)
-
-
-def outcomes(database: Database, ids: list[str]) -> list[tuple[str, list[int | None]]]:
-    with database.session() as session:
-        return [
-            (
-                session.get(outbox.OutboxMessage, message_id).state,
-                [attempt.status_code for attempt in outbox.attempts_of(session, message_id)],
-            )
-            for message_id in ids
-        ]
-
-
-async def test_envelopes_due_together_go_to_their_peer_in_one_request(database_url):
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
+async def test_envelopes_due_together_go_to_their_peer_in_one_request(database):
     bodies = [f"envelope-{n}" for n in range(5)]
     ids = enqueued(database, bodies)
     receiver = Receiver(batches=True)
@@ -322,14 +281,11 @@ async def test_envelopes_due_together_go_to_their_peer_in_one_request(database_u
     assert receiver.by_request_id == {}  # not one of them alone
     assert sorted(receiver.bodies) == sorted(body.encode() for body in bodies)
     assert outcomes(database, ids) == [("delivered", [201])] * 5
-    database.dispose()
 
 
-async def test_each_envelope_of_a_batch_is_settled_by_its_own_answer(database_url):
+async def test_each_envelope_of_a_batch_is_settled_by_its_own_answer(database):
     """A refusal no retry can cure fails only its envelope; a 503 leaves only its envelope to
     be tried again; the rest are delivered."""
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
     ids = enqueued(database, ["good", "forged", "peer-busy", "also-good"])
     receiver = Receiver(batches=True, answers={b"forged": 422, b"peer-busy": 503})
     server = ThreadedServer(receiver.app).start()
@@ -345,14 +301,11 @@ async def test_each_envelope_of_a_batch_is_settled_by_its_own_answer(database_ur
     ]
     with database.session() as session:
         assert session.get(outbox.OutboxMessage, ids[1]).last_error == "HTTP 422: refused 422"
-    database.dispose()
 
 
-async def test_a_peer_that_takes_no_batches_gets_each_envelope_alone(database_url):
+async def test_a_peer_that_takes_no_batches_gets_each_envelope_alone(database):
     """Code from before batches answers a batch 404: the same pass sends each envelope alone,
     and later passes do not try a batch again for a while."""
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
     receiver = Receiver(batches=False)
     server = ThreadedServer(receiver.app).start()
     try:
@@ -367,13 +320,9 @@ async def test_a_peer_that_takes_no_batches_gets_each_envelope_alone(database_ur
     assert receiver.batch_sizes == [3]
     assert sorted(receiver.bodies) == [b"a", b"b", b"c", b"d", b"e"]
     assert outcomes(database, first + then) == [("delivered", [202])] * 5
-    database.dispose()
 
 
-async def test_a_batch_that_goes_unanswered_is_tried_again_whole(database_url):
-    database = Database(database_url, MIGRATIONS)
-    database.upgrade()
+async def test_a_batch_that_goes_unanswered_is_tried_again_whole(database):
     ids = enqueued(database, ["a", "b"])
     assert await one_pass(database, f"http://127.0.0.1:{free_port()}") == 2  # nobody listens
     assert outcomes(database, ids) == [("pending", [None])] * 2
-    database.dispose()
