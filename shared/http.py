@@ -8,7 +8,8 @@ handle one kind of answer and one kind of error.
 Why not httpx's client itself: with 32 calls in flight to a bare endpoint on this machine it
 costs 314-348 µs of CPU per call even over aiohttp's wire, aiohttp alone 101-108 µs
 (2026-11-22). Its own connection pool was worse: one core saturated at 175-224 requests/s.
-Every submission makes three such calls: the gateway's hop and one delivery by each relay.
+Every submission makes up to three such calls: the gateway's hop and a delivery by each relay
+(its own, or a share of a batch of envelopes).
 """
 
 from collections.abc import Mapping
