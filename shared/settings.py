@@ -66,6 +66,12 @@ class RelaySettings(ServiceSettings):
     # How long a relay holds the messages it is delivering. Messages a crashed relay held wait
     # this long before a relay takes them again, so it is short; it must outlast a delivery.
     outbox_lease_seconds: float = Field(default=30.0, gt=RetryPolicy.timeout_seconds)
+    # While the service's event loop runs this late (it has more requests than it can answer at
+    # once), its relay makes way for them: one pass (up to 50 messages) per
+    # `outbox_busy_pause_seconds`, the rest once the burst is over (shared.outbox).
+    # 0: the relay never waits for requests.
+    outbox_busy_lateness_seconds: float = Field(default=0.025, ge=0)
+    outbox_busy_pause_seconds: float = Field(default=1.0, gt=0)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

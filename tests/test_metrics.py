@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
 from services.intake.app import create_app as create_intake
-from shared.metrics import install_metrics
+from shared.metrics import busy_when_late, install_metrics
 from shared.outbox import DeliveryState, OutboxMessage
 from tests.conftest import running, submit
 
@@ -200,6 +200,21 @@ async def test_a_blocked_event_loop_is_counted_with_how_long_it_stood(intake):
     ]
     assert stalls == [1.0, 1.0, 0.0]  # one stall, of between a quarter and half a second
     assert (sample(after, f"{lag}_count", service="intake") or 0) >= 3
+
+
+async def test_a_loop_late_check_after_check_reads_as_busy_until_it_catches_up(intake):
+    """What an outbox relay asks before it takes the cores from requests (shared.outbox)."""
+    busy = busy_when_late(intake.app, 0.05)
+    await asyncio.sleep(0.25)
+    assert not busy()
+
+    time.sleep(0.3)  # more work queued on the loop than it can do
+    await asyncio.sleep(0.15)
+    assert busy()
+
+    await asyncio.sleep(0.6)  # six checks on time: each halves what is remembered
+    assert not busy()
+    assert busy_when_late(intake.app, 0) is None  # 0: never busy
 
 
 async def test_garbage_collections_are_timed_by_generation(intake):

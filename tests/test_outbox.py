@@ -1,6 +1,7 @@
 """Specification: the outbox delivers every message once the peer can take it, exactly once."""
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -326,3 +327,44 @@ async def test_a_batch_that_goes_unanswered_is_tried_again_whole(database):
     ids = enqueued(database, ["a", "b"])
     assert await one_pass(database, f"http://127.0.0.1:{free_port()}") == 2  # nobody listens
     assert outcomes(database, ids) == [("pending", [None])] * 2
+
+
+async def test_a_busy_service_relay_moves_one_batch_per_pause_and_the_rest_once_the_burst_ends(
+    database,
+):
+    """Answering comes before handing on: while the service is busy (its event loop late), the
+    relay takes one pass per pause, so the cores go to the requests and delivery still moves;
+    once the burst is over, the rest goes at once."""
+    ids = enqueued(database, [f"envelope-{n}" for n in range(120)])
+    receiver = Receiver(batches=True)
+    server = ThreadedServer(receiver.app).start()
+    busy = True
+    relay = outbox.OutboxRelay(
+        database,
+        resolve=lambda _: server.url,
+        poll_seconds=30,
+        busy=lambda: busy,
+        busy_pause_seconds=0.8,
+    )
+
+    async def delivered(count: int) -> bool:
+        return len(receiver.bodies) >= count
+
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: delivered(50), timeout=10)
+        relay.wake()  # a new submission does not cut the pause short
+        await asyncio.sleep(0.4)
+        assert receiver.batch_sizes == [50]
+
+        busy = False
+        started = time.monotonic()
+        await wait_until(lambda: delivered(120), timeout=10)
+        assert time.monotonic() - started < 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.stop()
+    assert receiver.batch_sizes == [50, 50, 20]
+    assert outcomes(database, ids) == [("delivered", [201])] * 120

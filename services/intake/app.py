@@ -19,6 +19,7 @@ from shared.api import (
     published_keys,
 )
 from shared.documents import province_service
+from shared.metrics import busy_when_late
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
 
@@ -42,6 +43,8 @@ def create_app(
             policy=settings.retry_policy(),
             transport=relay_transport,
             poll_seconds=settings.outbox_poll_seconds,
+            busy=busy_when_late(app, settings.outbox_busy_lateness_seconds),
+            busy_pause_seconds=settings.outbox_busy_pause_seconds,
         )
         app.state.relay = relay
         app.state.relay_wake = relay.wake

@@ -20,6 +20,7 @@ from shared.api import (
     open_database_and_key,
     published_keys,
 )
+from shared.metrics import busy_when_late
 from shared.outbox import OutboxRelay
 from shared.peers import PeerKeys
 
@@ -47,6 +48,8 @@ def create_app(
             policy=settings.retry_policy(),
             transport=peer_transport,
             poll_seconds=settings.outbox_poll_seconds,
+            busy=busy_when_late(app, settings.outbox_busy_lateness_seconds),
+            busy_pause_seconds=settings.outbox_busy_pause_seconds,
         )
         app.state.relay = relay
         app.state.relay_wake = relay.wake
