@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Row, Text
+from sqlalchemy import Column, Connection, Row, Text
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.db import DriverSQL, UTCDateTime, utcnow
+from shared.db import DriverSQL, UTCDateTime, connection_of, utcnow
 
 GENESIS = "0" * 64  # the previous hash of entry 1
 # 'SIAPAUDT' in ASCII: one lock per database, held by whoever is extending the chain.
@@ -123,22 +123,27 @@ class Event:
     details: dict[str, Any]
 
 
-def append(session: Session, *, kind: str, document_id: str, details: dict[str, Any]) -> None:
+def append(
+    db: Session | Connection, *, kind: str, document_id: str, details: dict[str, Any]
+) -> None:
     """Add an entry to the caller's transaction (not committed here) at the end of the chain."""
-    append_all(session, [Event(kind, document_id, details)])
+    append_all(db, [Event(kind, document_id, details)])
 
 
-def append_all(session: Session, events: list[Event]) -> None:
-    """Add several entries, in order, with one look at the end of the chain (each look costs a
-    flush and a query, and intake records two events per document)."""
+def append_all(db: Session | Connection, events: list[Event]) -> None:
+    """Add several entries, in order, to the caller's transaction (a session's or a
+    connection's), with one look at the end of the chain (each look costs a query, and intake
+    records two events per document)."""
     for event in events:
         if found := PERSONAL_KEYS & event.details.keys():
             raise ValueError(f"audit details must not carry personal data: {sorted(found)}")
-    # Write the caller's pending rows first: once we hold the chain lock we never wait on others.
-    session.flush()
-    if session.get_bind().dialect.name == "postgresql":
-        _CHAIN_LOCK.first(session.connection(), {"key": ADVISORY_LOCK_KEY})
-    connection = session.connection()
+    if isinstance(db, Session):
+        # Write the caller's pending rows first: once we hold the chain lock we never wait on
+        # others.
+        db.flush()
+    connection = connection_of(db)
+    if connection.dialect.name == "postgresql":
+        _CHAIN_LOCK.first(connection, {"key": ADVISORY_LOCK_KEY})
     last = _LAST_ENTRY.first(connection)
     position, previous = (0, GENESIS) if last is None else last
     rows = []

@@ -179,6 +179,12 @@ def _driver_value(value: Any, on_sqlite: bool) -> Any:
     return value
 
 
+def connection_of(db: Session | Connection) -> Connection:
+    """The connection plain SQL runs on: a session's, in the session's transaction, or the one
+    given (the hot paths hold a connection, not a session)."""
+    return db.connection() if isinstance(db, Session) else db
+
+
 def read_timestamp(value: str | datetime | None) -> datetime | None:
     """A timestamp column as `DriverSQL` reads it (text on SQLite), timezone-aware in UTC."""
     if value is None:
@@ -315,6 +321,13 @@ class Database:
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for work that runs plain SQL in transactions of its own (`DriverSQL`),
+        without an ORM session's bookkeeping."""
+        with self.engine.connect() as connection:
+            yield connection
 
     def alembic_config(self) -> Config:
         config = Config()

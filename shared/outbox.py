@@ -28,10 +28,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import httpx
-from sqlalchemy import Column, ForeignKey, Index, String, Text, func, insert, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    insert,
+    update,
+)
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.db import Database, DriverSQL, UTCDateTime, utcnow
+from shared.db import Database, DriverSQL, UTCDateTime, connection_of, utcnow
 from shared.http import ServiceClient
 from shared.logs import REQUEST_ID_HEADER
 
@@ -106,13 +116,15 @@ _INSERT_MESSAGE = DriverSQL.insert(  # every document's; plain SQL on the driver
 )
 
 
-def enqueue(session: Session, *, document_id: str, destination: str, path: str, body: str) -> str:
-    """Add a message to the caller's transaction and answer its id; it is sent only if that
-    transaction commits. A plain INSERT on the session's connection: no ORM object is needed
+def enqueue(
+    db: Session | Connection, *, document_id: str, destination: str, path: str, body: str
+) -> str:
+    """Add a message to the caller's transaction (a session's or a connection's) and answer its
+    id; it is sent only if that transaction commits. A plain INSERT: no ORM object is needed
     for a row only the relay reads."""
     now, message_id = utcnow(), str(uuid.uuid4())
     _INSERT_MESSAGE.execute(
-        session.connection(),
+        connection_of(db),
         {
             "id": message_id,
             "document_id": document_id,

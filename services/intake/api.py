@@ -11,7 +11,7 @@ from services.intake.models import OfficeKey
 from services.intake.settings import IntakeSettings
 from shared.api import JsonBodies, SessionDep, read_compact_jws
 from shared.documents import STATUS_TYP
-from shared.identity import AdminCaller, CurrentCaller, OptionalCaller
+from shared.identity import AdminCaller, CurrentCaller, optional_caller
 from shared.peers import PeerUnavailable, sender_of
 from shared.problems import (
     InvalidSignature,
@@ -57,16 +57,18 @@ def _registered(key: OfficeKey) -> RegisteredKey:
     operation_id="submit_document",
     summary="Submit a signed recommendation (compact JWS, application/jose)",
 )
-async def submit_document(
-    request: Request, response: Response, caller: OptionalCaller
-) -> SubmissionAnswer:
+async def submit_document(request: Request) -> Response:
+    # The hottest route: its caller is read here rather than as a dependency, and its answer
+    # rendered by pydantic straight to bytes. FastAPI's dependency solving and response
+    # validation were a tenth of intake's time per submission under load.
+    caller = await optional_caller(request)
     compact = await read_compact_jws(request)
     settings = settings_of(request)
 
     def store() -> service.Received:
-        with request.app.state.database.session() as session:
+        with request.app.state.database.connection() as connection:
             return service.receive(
-                session,
+                connection,
                 compact=compact,
                 signing_key=request.app.state.signing_key,
                 clock_leeway=timedelta(seconds=settings.clock_leeway_seconds),
@@ -76,14 +78,17 @@ async def submit_document(
     received = await request.app.state.database.run(store)
     if received.created:
         request.app.state.relay_wake()
-    else:
-        response.status_code = status.HTTP_200_OK
-    response.headers["location"] = f"/v1/documents/{received.document_id}"
-    return SubmissionAnswer(
+    answer = SubmissionAnswer(
         document_id=received.document_id,
         registration_number=received.registration_number,
         received_at=received.received_at,
         receipt=received.receipt,
+    )
+    return Response(
+        answer.model_dump_json(),
+        status_code=status.HTTP_201_CREATED if received.created else status.HTTP_200_OK,
+        media_type="application/json",
+        headers={"location": f"/v1/documents/{received.document_id}"},
     )
 
 

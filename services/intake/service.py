@@ -118,7 +118,7 @@ class Received:
 
 
 def receive(
-    session: Session,
+    connection: Connection,
     *,
     compact: str,
     signing_key: KeyPair,
@@ -127,12 +127,42 @@ def receive(
 ) -> Received:
     """Verify, validate and store one office document; idempotent on its id.
 
+    It takes a connection, not an ORM session, and runs its own transaction on it: everything
+    it reads and writes is plain SQL (`DriverSQL`), and a session's bookkeeping around one
+    transaction cost intake more than SQLite's commit did.
+
     `submitted_by` is the office of the authenticated caller, when there is one: it must be the
     office that signed the document."""
+    try:
+        with connection.begin():
+            return _receive(connection, compact, signing_key, clock_leeway, submitted_by)
+    except _Raced as race:
+        # A concurrent submission of the same id won the race; answer as for a repeat.
+        with connection.begin():
+            if (repeated := _repeated(connection, race.document_id, race.digest)) is not None:
+                return repeated
+        raise race.__cause__ from None
+
+
+class _Raced(Exception):
+    """Storing met a row another transaction stored meanwhile (the cause: its IntegrityError)."""
+
+    def __init__(self, document_id: str, digest: str) -> None:
+        self.document_id = document_id
+        self.digest = digest
+
+
+def _receive(
+    connection: Connection,
+    compact: str,
+    signing_key: KeyPair,
+    clock_leeway: timedelta,
+    submitted_by: str | None,
+) -> Received:
     registered: dict[str, RegisteredKey] = {}
 
     def key_for(kid: str) -> dict | None:
-        key = _registered_key(session.connection(), kid)
+        key = _registered_key(connection, kid)
         if key is None:
             return None
         registered[kid] = key
@@ -158,16 +188,12 @@ def receive(
 
     digest = hashlib.sha256(compact.encode()).hexdigest()
     document_id = str(parsed.jti)
-    if (repeated := _repeated(session.connection(), document_id, digest)) is not None:
+    if (repeated := _repeated(connection, document_id, digest)) is not None:
         return repeated
     try:
-        return _store(session, compact, digest, parsed, key, signing_key)
-    except IntegrityError:
-        # A concurrent submission of the same id won the race; answer as for a repeat.
-        session.rollback()
-        if (repeated := _repeated(session.connection(), document_id, digest)) is not None:
-            return repeated
-        raise
+        return _store(connection, compact, digest, parsed, key, signing_key)
+    except IntegrityError as error:
+        raise _Raced(document_id, digest) from error
 
 
 @dataclass(frozen=True)
@@ -268,7 +294,7 @@ def _repeated(connection: Connection, document_id: str, digest: str) -> Received
 
 
 def _store(
-    session: Session,
+    connection: Connection,
     compact: str,
     digest: str,
     parsed: documents.RecommendationPayload,
@@ -278,8 +304,7 @@ def _store(
     recommendation = parsed.recommendation
     document_id = str(parsed.jti)
     if parsed.supersedes is not None:
-        _supersede(session, str(parsed.supersedes), key.office_id)
-    connection = session.connection()
+        _supersede(connection, str(parsed.supersedes), key.office_id)
     received_at = utcnow()
     office = regions.office(key.office_id)
     assert office is not None and office.region is not None  # checked by check_recommendation
@@ -334,14 +359,14 @@ def _store(
         documents.ENVELOPE_TYP,
     )
     outbox.enqueue(
-        session,
+        connection,
         document_id=document_id,
         destination=destination,
         path=ENVELOPES_PATH,
         body=envelope,
     )
     audit.append_all(
-        session,
+        connection,
         [
             audit.Event(
                 audit.AuditKind.document_received,
@@ -363,26 +388,27 @@ def _store(
             ),
         ],
     )
-    session.commit()
     return Received(document_id, number, received_at, receipt, created=True)
 
 
-def _supersede(session: Session, superseded_id: str, office_id: str) -> None:
-    earlier = session.get(Document, superseded_id)
-    if earlier is None or earlier.office_id != office_id:
+_STATUS_BY_ID = DriverSQL("SELECT office_id, status FROM documents WHERE id = :id")
+_SET_STATUS = DriverSQL("UPDATE documents SET status = :status WHERE id = :id")
+
+
+def _supersede(connection: Connection, superseded_id: str, office_id: str) -> None:
+    earlier = _STATUS_BY_ID.first(connection, {"id": superseded_id})
+    if earlier is None or earlier[0] != office_id:
         raise InvalidFields(
             "supersedes names no recommendation of this office",
             errors=[
                 {"field": "supersedes", "message": "unknown recommendation", "type": "unknown"}
             ],
         )
-    if earlier.status != DocumentStatus.returned:
+    if earlier[1] != DocumentStatus.returned:
         raise Conflict(
-            f"recommendation {superseded_id} is {earlier.status}; only a returned one can be"
-            " superseded"
+            f"recommendation {superseded_id} is {earlier[1]}; only a returned one can be superseded"
         )
-    earlier.status = DocumentStatus.superseded
-    session.add(earlier)
+    _SET_STATUS.execute(connection, {"id": superseded_id, "status": str(DocumentStatus.superseded)})
 
 
 def _next_registration_number(connection: Connection, office: regions.Office, at: datetime) -> str:
