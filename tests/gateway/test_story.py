@@ -53,9 +53,13 @@ async def test_pandeglang_to_national_and_back_through_the_gateway(front):
     assert (await act(front, banten, rec, "verify")).status_code == 200
     assert (await act(front, banten, rec, "forward")).status_code == 200
 
+    # National's own list, not a read: until national holds it, a national officer's read shows
+    # Banten's copy (status `forwarded`, with Banten's etag), and acting on that is refused.
     async def at_national() -> bool:
-        answer = await front.gateway.get(f"/v1/recommendations/{rec}", headers=national)
-        return answer.json().get("status") == "forwarded"
+        answer = await front.gateway.get(
+            "/v1/recommendations", params={"status": "forwarded"}, headers=national
+        )
+        return rec in {item["id"] for item in answer.json()["items"]}
 
     await eventually(at_national)
     for action, details in (("send", None), ("review", None), ("recommend", SANCTION)):
